@@ -1,0 +1,62 @@
+#!/bin/sh
+# Make this machine ready for `make demo` and `make test`; idempotent and quick when already done.
+#  - podman, runc, git, busybox-static through apt when missing (as root; otherwise say what to install)
+#  - a venv (.venv) from the pinned requirements.txt
+#  - the collection on ANSIBLE_COLLECTIONS_PATH (.work/collections, a symlink to this checkout)
+#  - the tiny demo image localhost/podops-demo:1, built locally
+#  - the containers.conf workaround, only where a probe shows podman needs it (.work/podman.env)
+set -eu
+cd "$(dirname "$0")/.."
+top=$(pwd)
+work="$top/.work"
+mkdir -p "$work"
+
+missing=""
+command -v podman >/dev/null 2>&1 || missing="$missing podman"
+command -v git >/dev/null 2>&1 || missing="$missing git"
+command -v busybox >/dev/null 2>&1 || missing="$missing busybox-static"
+[ -x /usr/sbin/runc ] || [ -x /usr/bin/runc ] || missing="$missing runc"
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing$missing"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        # shellcheck disable=SC2086
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+    else
+        echo "setup: please install:$missing (for example: sudo apt-get install$missing)" >&2
+        exit 1
+    fi
+fi
+
+if [ ! -f .venv/.podops-stamp ] || [ requirements.txt -nt .venv/.podops-stamp ]; then
+    echo "setup: creating .venv from requirements.txt"
+    python3 -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+    touch .venv/.podops-stamp
+fi
+
+mkdir -p "$work/collections/ansible_collections/podops"
+ln -sfn "$top" "$work/collections/ansible_collections/podops/gitops"
+
+tests/images/build.sh 1 >/dev/null
+
+# Probe: does podman run containers here as configured? If not, try the known-good containers.conf.
+: > "$work/podman.env"
+if ! podman run --rm localhost/podops-demo:1 true >/dev/null 2>&1; then
+    cat > "$work/containers.conf" <<'CONF'
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+CONF
+    if CONTAINERS_CONF="$work/containers.conf" podman run --rm localhost/podops-demo:1 true >/dev/null 2>&1; then
+        echo "CONTAINERS_CONF=$work/containers.conf" > "$work/podman.env"
+        echo "setup: podman needs $work/containers.conf here (runc, cgroupfs, ulimits); using it through CONTAINERS_CONF"
+    else
+        echo "setup: podman cannot run containers on this machine, even with $work/containers.conf:" >&2
+        CONTAINERS_CONF="$work/containers.conf" podman run --rm localhost/podops-demo:1 true >&2 || true
+        exit 1
+    fi
+fi

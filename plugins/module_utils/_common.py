@@ -1,0 +1,64 @@
+# Copyright (c) podops.gitops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Shared names of the podops core.
+
+PRIVATE to the podops.gitops collection: no API guarantee for other code.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import typing as t
+
+LABEL_SERVICE = "io.podops.service"
+LABEL_DIGEST = "io.podops.digest"
+LABEL_COMMIT = "io.podops.commit"
+LABEL_PREFIX = "io.podops.prefix"
+LABEL_COMPOSE_PROJECT = "io.podman.compose.project"
+LABEL_COMPOSE_SERVICE = "com.docker.compose.service"
+
+COMPOSE_FILE_NAMES = (
+    "podman-compose.yml",
+    "podman-compose.yaml",
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yml",
+    "docker-compose.yaml",
+)
+
+MIN_PODMAN_VERSION = (4, 0, 0)
+MIN_PODMAN_COMPOSE_VERSION = (1, 1, 0)
+
+# A service name is one directory name: no separators, no dot-dirs, nothing a shell or a path could abuse.
+SERVICE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+# The runner every part of the core shells out through: argv list in, (rc, stdout, stderr) out.
+# The modules pass AnsibleModule.run_command; tests pass a subprocess wrapper.
+Runner = t.Callable[..., t.Tuple[int, str, str]]
+
+
+class PodopsError(Exception):
+    """An error a user can act on; the message says what is wrong and how to fix it."""
+
+
+def utcnow() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """First dotted version number found in ``text`` (``podman version 4.3.1`` -> (4, 3, 1))."""
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text or "")
+    if not match:
+        return ()
+    return tuple(int(part) for part in match.groups(default="0"))
+
+
+def version_str(version: tuple[int, ...]) -> str:
+    return ".".join(str(part) for part in version)
+
+
+def last_lines(text: str, count: int = 5) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return "\n".join(lines[-count:])

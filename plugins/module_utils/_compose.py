@@ -1,0 +1,306 @@
+# Copyright (c) podops.gitops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The compose model: find a service's compose file, read it, and answer what podops needs from it.
+
+PRIVATE to the podops.gitops collection: no API guarantee for other code.
+
+podops does not re-implement compose: podman-compose runs the project. This module reads only what the
+plan and the health gate need - the files a project reads (``.env``, ``env_file``), the images, the
+compose services, the published ports, and the ``x-podops`` settings - and reports YAML errors with
+file and line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import typing as t
+from dataclasses import dataclass, field
+
+from ._common import COMPOSE_FILE_NAMES, PodopsError
+
+try:
+    import yaml
+
+    try:
+        from yaml import CSafeLoader as _Loader
+    except ImportError:  # pragma: no cover - pure-python PyYAML
+        from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    HAS_YAML = True
+    YAML_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - reported by the modules with missing_required_lib
+    HAS_YAML = False
+    YAML_IMPORT_ERROR = exc
+
+STRATEGIES = ("recreate",)
+HEALTH_DEFAULTS = {"timeout": 60.0, "samples": 3, "interval": 0.5}
+DEFAULT_ORDER = 50
+XPODOPS_KEYS = ("strategy", "health", "ignore", "order", "oneshot", "slots")
+
+
+@dataclass
+class EnvFileRef:
+    """One file the project reads environment from: ``.env`` or an ``env_file`` entry."""
+
+    ref: str  # as written, relative to the service dir (``../../secrets/app.env``) or absolute
+    path: str  # absolute, normalised
+    required: bool
+
+
+@dataclass
+class Settings:
+    """The ``x-podops`` extension field, validated, with defaults."""
+
+    strategy: str = "recreate"
+    health_timeout: float = HEALTH_DEFAULTS["timeout"]
+    health_samples: int = int(HEALTH_DEFAULTS["samples"])
+    health_interval: float = HEALTH_DEFAULTS["interval"]
+    ignore: list[str] = field(default_factory=list)
+    order: int = DEFAULT_ORDER
+    oneshot: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ComposeProject:
+    service_dir: str
+    compose_file: str
+    name: str | None  # top-level ``name:``
+    services: dict[str, dict]
+    settings: Settings
+    dotenv: dict[str, str]
+    env_files: list[EnvFileRef]
+
+    def images(self, environ: t.Mapping[str, str] | None = None) -> list[str]:
+        """Images of services that are not built locally, interpolated, in file order."""
+        found = []
+        for svc in self.services.values():
+            image = svc.get("image")
+            if not image or svc.get("build"):
+                continue
+            image = interpolate(str(image), self.variables(environ))
+            if image not in found:
+                found.append(image)
+        return found
+
+    def variables(self, environ: t.Mapping[str, str] | None = None) -> dict[str, str]:
+        merged = dict(self.dotenv)
+        merged.update(environ if environ is not None else os.environ)
+        return merged
+
+    def started_services(self) -> list[str]:
+        """Compose services ``up`` starts: those without a ``profiles`` key."""
+        return [name for name, svc in self.services.items() if not svc.get("profiles")]
+
+    def published_ports(self, environ: t.Mapping[str, str] | None = None) -> list[str]:
+        """Host ports as ``[ip:]port`` strings, for the URLs a summary prints."""
+        variables = self.variables(environ)
+        found = []
+        for svc in self.services.values():
+            for port in svc.get("ports") or []:
+                host = _host_port(port, variables)
+                if host and host not in found:
+                    found.append(host)
+        return found
+
+
+def find_compose_file(service_dir: str) -> str | None:
+    for name in COMPOSE_FILE_NAMES:
+        candidate = os.path.join(service_dir, name)
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def yaml_error_message(path: str, exc: Exception) -> str:
+    """``compose.yaml line 4, column 7: mapping values are not allowed here``."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is not None:
+        return f"invalid YAML in {path} line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return f"invalid YAML in {path}: {problem}"
+
+
+def load_yaml_file(path: str) -> t.Any:
+    try:
+        with open(path, "rb") as handle:
+            return yaml.load(handle, Loader=_Loader)  # noqa: S506 - SafeLoader/CSafeLoader
+    except yaml.YAMLError as exc:
+        raise PodopsError(yaml_error_message(os.path.basename(path), exc)) from exc
+    except OSError as exc:
+        raise PodopsError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+_DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$")
+
+
+def parse_dotenv(text: str) -> dict[str, str]:
+    """The subset of dotenv syntax compose files use: KEY=VALUE, quotes, comments, ``export``."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _DOTENV_LINE.match(line)
+        if not match:
+            continue
+        key, value = match.group(1), match.group(2).strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key] = value
+    return values
+
+
+_VAR = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def interpolate(text: str, variables: t.Mapping[str, str]) -> str:
+    """Compose-style ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:+alt}``, ``$VAR``, ``$$``."""
+
+    def replace(match: re.Match) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group(1) or match.group(4)
+        op, arg = match.group(2), match.group(3) or ""
+        value = variables.get(name)
+        if op in (":-", ":?"):
+            return value if value else (arg if op == ":-" else "")
+        if op in ("-", "?"):
+            return value if value is not None else (arg if op == "-" else "")
+        if op == ":+":
+            return arg if value else ""
+        if op == "+":
+            return arg if value is not None else ""
+        return value or ""
+
+    return _VAR.sub(replace, text)
+
+
+def _host_port(port: t.Any, variables: t.Mapping[str, str]) -> str | None:
+    if isinstance(port, dict):
+        published = port.get("published")
+        if published in (None, ""):
+            return None
+        ip = port.get("host_ip")
+        published = interpolate(str(published), variables)
+        return f"{ip}:{published}" if ip else published
+    spec = interpolate(str(port), variables).split("/", 1)[0]
+    parts = spec.rsplit(":", 2)
+    if len(parts) == 1:
+        return None  # container port only: a random host port
+    if len(parts) == 2:
+        return parts[0]
+    return f"{parts[0]}:{parts[1]}"
+
+
+def _settings(raw: t.Any, compose_name: str, services: t.Mapping[str, t.Any]) -> Settings:
+    if raw is None:
+        return Settings()
+    where = f"{compose_name}: x-podops"
+    if not isinstance(raw, dict):
+        raise PodopsError(f"{where} must be a mapping, for example 'x-podops: {{order: 10}}'")
+    unknown = sorted(set(raw) - set(XPODOPS_KEYS))
+    if unknown:
+        raise PodopsError(f"{where} has unknown key(s) {', '.join(unknown)}; known keys: {', '.join(XPODOPS_KEYS)}")
+    settings = Settings()
+    strategy = raw.get("strategy", "recreate")
+    if strategy not in STRATEGIES:
+        if strategy == "blue-green":
+            raise PodopsError(f"{where}.strategy blue-green is not available in this version of podops.gitops; use 'recreate'")
+        raise PodopsError(f"{where}.strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    settings.strategy = strategy
+    health = raw.get("health") or {}
+    if not isinstance(health, dict):
+        raise PodopsError(f"{where}.health must be a mapping with timeout, samples and interval")
+    unknown = sorted(set(health) - set(HEALTH_DEFAULTS))
+    if unknown:
+        raise PodopsError(f"{where}.health has unknown key(s) {', '.join(unknown)}; known keys: timeout, samples, interval")
+    try:
+        settings.health_timeout = float(health.get("timeout", HEALTH_DEFAULTS["timeout"]))
+        settings.health_samples = int(health.get("samples", HEALTH_DEFAULTS["samples"]))
+        settings.health_interval = float(health.get("interval", HEALTH_DEFAULTS["interval"]))
+    except (TypeError, ValueError) as exc:
+        raise PodopsError(f"{where}.health values must be numbers (seconds, count): {exc}") from exc
+    if settings.health_timeout <= 0 or settings.health_samples < 1 or settings.health_interval < 0:
+        raise PodopsError(f"{where}.health needs timeout > 0, samples >= 1 and interval >= 0")
+    ignore = raw.get("ignore") or []
+    if isinstance(ignore, str):
+        ignore = [ignore]
+    if not isinstance(ignore, list) or not all(isinstance(item, str) for item in ignore):
+        raise PodopsError(f"{where}.ignore must be a list of glob patterns such as ['*.md', 'docs/**']")
+    settings.ignore = ignore
+    order = raw.get("order", DEFAULT_ORDER)
+    if not isinstance(order, int) or isinstance(order, bool):
+        raise PodopsError(f"{where}.order must be an integer (lower deploys first), not {order!r}")
+    settings.order = order
+    oneshot = raw.get("oneshot") or []
+    if not isinstance(oneshot, list) or any(name not in services for name in oneshot):
+        raise PodopsError(f"{where}.oneshot must list compose services of this file that may exit with code 0")
+    settings.oneshot = oneshot
+    return settings
+
+
+def _env_file_refs(service_dir: str, compose_name: str, services: dict, variables: t.Mapping[str, str]) -> list[EnvFileRef]:
+    refs: dict[str, EnvFileRef] = {}
+    dotenv = os.path.join(service_dir, ".env")
+    refs[dotenv] = EnvFileRef(".env", dotenv, False)
+    for svc_name, svc in services.items():
+        entries = svc.get("env_file")
+        if entries is None:
+            continue
+        if isinstance(entries, (str, dict)):
+            entries = [entries]
+        if not isinstance(entries, list):
+            raise PodopsError(f"{compose_name}: services.{svc_name}.env_file must be a path or a list of paths")
+        for entry in entries:
+            required = True
+            if isinstance(entry, dict):
+                if "path" not in entry:
+                    raise PodopsError(f"{compose_name}: services.{svc_name}.env_file entry {entry!r} has no 'path'")
+                required = bool(entry.get("required", True))
+                entry = entry["path"]
+            ref = interpolate(str(entry), variables)
+            path = os.path.normpath(os.path.join(service_dir, os.path.expanduser(ref)))
+            previous = refs.get(path)
+            refs[path] = EnvFileRef(ref, path, required or bool(previous and previous.required))
+    return list(refs.values())
+
+
+def load_project(service_dir: str, compose_file: str | None = None, environ: t.Mapping[str, str] | None = None) -> ComposeProject:
+    """Read a service's compose file; raise PodopsError with file and line on any problem."""
+    compose_file = compose_file or find_compose_file(service_dir)
+    if compose_file is None:
+        raise PodopsError(f"{service_dir} has no compose file (one of {', '.join(COMPOSE_FILE_NAMES)})")
+    compose_name = os.path.basename(compose_file)
+    data = load_yaml_file(compose_file)
+    if not isinstance(data, dict):
+        raise PodopsError(f"{compose_name} must be a mapping with a 'services:' key")
+    services = data.get("services")
+    if not isinstance(services, dict) or not services:
+        raise PodopsError(f"{compose_name} has no services: add a 'services:' mapping with at least one service")
+    for name, svc in services.items():
+        if not isinstance(svc, dict):
+            raise PodopsError(f"{compose_name}: services.{name} must be a mapping")
+        if not svc.get("image") and not svc.get("build"):
+            raise PodopsError(f"{compose_name}: services.{name} needs an 'image:' (or a 'build:')")
+    dotenv: dict[str, str] = {}
+    dotenv_path = os.path.join(service_dir, ".env")
+    if os.path.isfile(dotenv_path):
+        try:
+            with open(dotenv_path, encoding="utf-8", errors="replace") as handle:
+                dotenv = parse_dotenv(handle.read())
+        except OSError as exc:
+            raise PodopsError(f"cannot read {dotenv_path}: {exc.strerror}") from exc
+    variables = dict(dotenv)
+    variables.update(environ if environ is not None else os.environ)
+    name = data.get("name")
+    return ComposeProject(
+        service_dir=service_dir,
+        compose_file=compose_file,
+        name=interpolate(str(name), variables) if name else None,
+        services=services,
+        settings=_settings(data.get("x-podops"), compose_name, services),
+        dotenv=dotenv,
+        env_files=_env_file_refs(service_dir, compose_name, services, variables),
+    )

@@ -1,0 +1,87 @@
+# Copyright (c) podops.gitops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The health gate: a project counts as up only after several consecutive good samples.
+
+PRIVATE to the podops.gitops collection: no API guarantee for other code.
+
+podops runs each container's healthcheck itself (``podman healthcheck run``) instead of waiting for
+podman's systemd timers, which do not exist on hosts (or containers) without systemd, and it does not
+trust ``podman-compose up --wait``, which does not fail on unhealthy containers.
+
+A sample is good when every compose service that ``up`` starts has a running container, every
+container with a healthcheck passes it, and no container restarted since the previous sample.
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+
+from ._common import PodopsError
+from ._podman import Container, Podman
+
+
+def judge_sample(
+    containers: t.Sequence[Container],
+    expected: t.Iterable[str],
+    oneshot: t.Iterable[str],
+    healthy: t.Mapping[str, bool],
+    previous_starts: t.Mapping[str, int],
+) -> tuple[str, str]:
+    """One sample's verdict: ("good" | "wait" | "fatal", reason). Pure: the tests feed it real ps output."""
+    by_service: dict[str, list[Container]] = {}
+    for container in containers:
+        by_service.setdefault(container.compose_service, []).append(container)
+    oneshot = set(oneshot)
+    for service in expected:
+        if service not in by_service:
+            return "wait", f"no container for compose service {service} yet"
+    for container in containers:
+        service = container.compose_service
+        if container.state in ("exited", "stopped", "dead"):
+            if service in oneshot and container.exit_code == 0:
+                continue
+            return "fatal", f"container {container.name} exited with code {container.exit_code} (see 'podman logs {container.name}')"
+        if container.state != "running":
+            return "wait", f"container {container.name} is {container.state}"
+        if container.id in previous_starts and previous_starts[container.id] != container.started_at:
+            return "wait", f"container {container.name} restarted"
+        if container.id in healthy and not healthy[container.id]:
+            return "wait", f"container {container.name} is not healthy yet"
+    return "good", "running and healthy"
+
+
+def wait_healthy(
+    podman: Podman,
+    project: str,
+    expected: t.Sequence[str],
+    oneshot: t.Sequence[str],
+    timeout: float,
+    samples: int,
+    interval: float,
+    clock: t.Callable[[], float] = time.monotonic,
+    sleep: t.Callable[[float], None] = time.sleep,
+) -> int:
+    """Block until ``samples`` consecutive good samples; raise PodopsError with the last reason on timeout.
+
+    Returns the number of samples taken.
+    """
+    deadline = clock() + timeout
+    good = taken = 0
+    starts: dict[str, int] = {}
+    reason = "no sample taken"
+    while True:
+        containers = podman.containers(project=project)
+        healthy = {c.id: podman.healthcheck(c.id) for c in containers if c.state == "running" and c.health is not None}
+        verdict, reason = judge_sample(containers, expected, oneshot, healthy, starts)
+        starts = {c.id: c.started_at for c in containers}
+        taken += 1
+        if verdict == "fatal":
+            raise PodopsError(reason)
+        good = good + 1 if verdict == "good" else 0
+        if good >= samples:
+            return taken
+        if clock() >= deadline:
+            raise PodopsError(f"not healthy after {timeout:g}s: {reason}")
+        sleep(interval)

@@ -1,0 +1,262 @@
+# Copyright (c) podops.gitops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Plan: which services to deploy, which are unchanged, which left the repo - and why.
+
+PRIVATE to the podops.gitops collection: no API guarantee for other code.
+
+Read-only and check-mode safe. One pass over all services: one ``git ls-files``, one ``podman ps``,
+the digests, the state store. Nothing here starts, stops or writes anything.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import typing as t
+from dataclasses import dataclass, field
+
+from ._common import LABEL_DIGEST, LABEL_PREFIX, LABEL_SERVICE, SERVICE_NAME_RE, PodopsError, Runner
+from ._compose import ComposeProject, find_compose_file, load_project
+from ._digest import changed_files, digest_of, file_map, git_commit, git_tracked_files, walk_files
+from ._podman import Container
+
+# plan actions (what would happen) -> report actions (what happened)
+DEPLOY, UNCHANGED, ORPHANED, FAILED, SKIPPED = "deploy", "unchanged", "orphaned", "failed", "skipped"
+
+
+@dataclass
+class ServiceSpec:
+    """One service of the env repo as the plan sees it."""
+
+    name: str
+    rel_dir: str  # relative to the repo: services/<name>
+    service_dir: str  # absolute
+    project_name: str
+    project: ComposeProject | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    digest: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class PlanItem:
+    name: str
+    action: str
+    reason: str
+    project_name: str
+    digest: str | None = None
+    previous_digest: str | None = None
+    changed_files: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, t.Any]:
+        return {
+            "action": self.action,
+            "reason": self.reason,
+            "project": self.project_name,
+            "digest": self.digest,
+            "previous_digest": self.previous_digest,
+            "changed_files": list(self.changed_files),
+            "error": self.error,
+        }
+
+
+@dataclass
+class Plan:
+    commit: str | None
+    items: dict[str, PlanItem]
+    specs: dict[str, ServiceSpec]
+    live: dict[str, list[Container]]
+    warnings: list[str] = field(default_factory=list)
+
+    def by_action(self, action: str) -> list[PlanItem]:
+        return [item for item in self.items.values() if item.action == action]
+
+    @property
+    def changes(self) -> bool:
+        return any(item.action in (DEPLOY, ORPHANED) for item in self.items.values())
+
+
+def project_name(prefix: str, service: str, compose_name: str | None = None) -> str:
+    """Compose project name: prefix + the compose file's ``name:`` or the folder name, normalised."""
+    raw = (prefix or "") + (compose_name or service)
+    return re.sub(r"[^a-z0-9_-]", "", raw.lower()) or "podops"
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(char in pattern for char in "*?[")
+
+
+def select(names: t.Sequence[str], selectors: t.Sequence[str] | None) -> tuple[set[str], list[str]]:
+    """Names matching ``podops_services`` (names or globs). A plain name that is not there is an error."""
+    if not selectors:
+        return set(names), []
+    chosen: set[str] = set()
+    warnings = []
+    for pattern in selectors:
+        matched = {name for name in names if fnmatch.fnmatchcase(name, pattern)}
+        if not matched:
+            if not _is_glob(pattern):
+                raise PodopsError(
+                    f"podops_services names {pattern!r}, which is not a service of this env repo. "
+                    f"Services: {', '.join(sorted(names)) or 'none'}"
+                )
+            warnings.append(f"podops_services pattern {pattern!r} matches no service")
+        chosen |= matched
+    return chosen, warnings
+
+
+def discover(
+    runner: Runner,
+    repo_dir: str,
+    services_dir: str,
+    prefix: str,
+    selectors: t.Sequence[str] | None = None,
+) -> tuple[dict[str, ServiceSpec], set[str], list[str], str | None]:
+    """Read every service folder: compose model, file map, digest. Per-service problems become
+    ``spec.error`` (that service fails, the others go on); problems with the repo as a whole raise."""
+    if not os.path.isdir(repo_dir):
+        raise PodopsError(f"podops_repo_dir {repo_dir} does not exist or is not a folder; point it at a checkout of your env repo")
+    services_path = os.path.join(repo_dir, services_dir)
+    if not os.path.isdir(services_path):
+        raise PodopsError(
+            f"the services folder {services_path} does not exist; nothing was changed. "
+            "Put one folder per service there, or set podops_services_dir."
+        )
+    warnings: list[str] = []
+    candidates = []
+    for entry in sorted(os.listdir(services_path)):
+        path = os.path.join(services_path, entry)
+        if entry.startswith(".") or not os.path.isdir(path):
+            continue  # stray files (README.md, .gitkeep) are never services
+        if not SERVICE_NAME_RE.match(entry):
+            warnings.append(f"services/{entry} ignored: a service folder name may use letters, digits, '.', '_' and '-'")
+            continue
+        if find_compose_file(path) is None:
+            warnings.append(f"{services_dir}/{entry} ignored: it has no compose file")
+            continue
+        candidates.append(entry)
+    if not candidates:
+        raise PodopsError(
+            f"the services folder {services_path} holds no service (a folder with a compose file); "
+            "refusing to go on, so that an empty checkout never looks like 'remove everything'. Nothing was changed."
+        )
+    selected, select_warnings = select(candidates, selectors)
+    warnings += select_warnings
+
+    commit = git_commit(runner, repo_dir)
+    tracked = git_tracked_files(runner, repo_dir, services_dir) if commit is not None else None
+    by_service: dict[str, list[str]] = {}
+    if tracked is not None:
+        root = os.path.normpath(services_dir) + "/"
+        for path in tracked:
+            if path.startswith(root):
+                name, _sep, rest = path[len(root) :].partition("/")
+                if rest:
+                    by_service.setdefault(name, []).append(rest)
+
+    specs: dict[str, ServiceSpec] = {}
+    for name in candidates:
+        if name not in selected:
+            continue
+        rel_dir = os.path.join(os.path.normpath(services_dir), name)
+        spec = ServiceSpec(name=name, rel_dir=rel_dir, service_dir=os.path.join(repo_dir, rel_dir), project_name=project_name(prefix, name))
+        specs[name] = spec
+        rel_files = by_service.get(name, []) if tracked is not None else walk_files(spec.service_dir)
+        try:
+            spec.project = load_project(spec.service_dir)
+            spec.project_name = project_name(prefix, name, spec.project.name)
+            always = [(os.path.basename(spec.project.compose_file), spec.project.compose_file, True)]
+            always += [(ref.ref, ref.path, ref.required) for ref in spec.project.env_files]
+            spec.files = file_map(spec.service_dir, rel_files, always, spec.project.settings.ignore)
+        except PodopsError as exc:
+            spec.error = str(exc)
+            try:
+                spec.files = file_map(spec.service_dir, rel_files)
+            except PodopsError:
+                spec.files = {}
+        spec.digest = digest_of(spec.files)
+    return specs, set(candidates), warnings, commit
+
+
+def live_by_project(containers: t.Iterable[Container]) -> dict[str, list[Container]]:
+    grouped: dict[str, list[Container]] = {}
+    for container in containers:
+        grouped.setdefault(container.project, []).append(container)
+    return grouped
+
+
+def drift_reason(spec: ServiceSpec, recorded_digest: str, containers: t.Sequence[Container]) -> str | None:
+    """Why the running project is not what podops deployed, or None when it is."""
+    if not containers:
+        return "no container is running"
+    oneshot = set(spec.project.settings.oneshot) if spec.project else set()
+    for container in containers:
+        if container.labels.get(LABEL_DIGEST) != recorded_digest:
+            return f"container {container.name} runs another version"
+        if container.state != "running" and not (container.compose_service in oneshot and container.exit_code == 0):
+            return f"container {container.name} is {container.state}"
+    if spec.project:
+        present = {container.compose_service for container in containers}
+        missing = sorted(set(spec.project.started_services()) - present)
+        if missing:
+            return f"compose service(s) {', '.join(missing)} have no container"
+    return None
+
+
+def decide(spec: ServiceSpec, recorded: dict | None, containers: t.Sequence[Container]) -> PlanItem:
+    """The plan for one service in the repo."""
+    item = PlanItem(name=spec.name, action=UNCHANGED, reason="unchanged", project_name=spec.project_name, digest=spec.digest)
+    recorded = recorded or {}
+    item.previous_digest = recorded.get("digest")
+    if spec.error:
+        item.action, item.reason, item.error = FAILED, "invalid", spec.error
+        return item
+    if not recorded.get("digest"):
+        if containers and drift_reason(spec, spec.digest or "", containers) is None:
+            item.reason = "adopted"  # running with this very digest (state lost or first run of a new state dir)
+            return item
+        item.action = DEPLOY
+        item.reason = "retry" if recorded.get("failed_digest") else "new"
+        item.changed_files = sorted(spec.files) if not recorded else []
+        return item
+    if recorded["digest"] != spec.digest:
+        item.action = DEPLOY
+        item.reason = "retry" if recorded.get("failed_digest") == spec.digest else "changed"
+        item.changed_files = changed_files(recorded.get("files"), spec.files)
+        return item
+    why = drift_reason(spec, recorded["digest"], containers)
+    if why:
+        item.action, item.reason, item.error = DEPLOY, "drift", why
+    return item
+
+
+def make_plan(
+    runner: Runner,
+    repo_dir: str,
+    services_dir: str,
+    state: t.Mapping[str, dict],
+    containers: t.Sequence[Container],
+    prefix: str = "",
+    selectors: t.Sequence[str] | None = None,
+) -> Plan:
+    specs, in_repo, warnings, commit = discover(runner, repo_dir, services_dir, prefix, selectors)
+    live = live_by_project(c for c in containers if c.labels.get(LABEL_PREFIX, "") == (prefix or ""))
+    items = {name: decide(spec, state.get(name), live.get(spec.project_name, [])) for name, spec in specs.items()}
+
+    # Orphans: deployed by podops (state or labels) but no longer a selected service of the repo.
+    orphans: dict[str, str] = {}
+    for name, recorded in state.items():
+        if name not in specs and (recorded.get("digest") or recorded.get("project")):
+            orphans[name] = recorded.get("project") or project_name(prefix, name)
+    owned_projects = {spec.project_name for spec in specs.values()}
+    for project, members in live.items():
+        service = members[0].labels.get(LABEL_SERVICE, "")
+        if project not in owned_projects and service and service not in specs:
+            orphans.setdefault(service, project)
+    for name, project in sorted(orphans.items()):
+        reason = "deselected" if name in in_repo else "removed"
+        items[name] = PlanItem(name=name, action=ORPHANED, reason=reason, project_name=project, previous_digest=(state.get(name) or {}).get("digest"))
+    return Plan(commit=commit, items=dict(sorted(items.items())), specs=specs, live=live, warnings=warnings)

@@ -1,0 +1,204 @@
+# Copyright (c) podops.gitops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The podman and podman-compose command lines podops uses - argv lists only, machine formats only.
+
+PRIVATE to the podops.gitops collection: no API guarantee for other code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import typing as t
+from dataclasses import dataclass
+
+from ._common import (
+    LABEL_COMPOSE_PROJECT,
+    LABEL_COMPOSE_SERVICE,
+    LABEL_SERVICE,
+    MIN_PODMAN_COMPOSE_VERSION,
+    MIN_PODMAN_VERSION,
+    PodopsError,
+    Runner,
+    last_lines,
+    parse_version,
+    version_str,
+)
+
+
+@dataclass
+class Container:
+    """The parts of one ``podman ps --format json`` entry podops looks at."""
+
+    id: str
+    name: str
+    state: str
+    status: str
+    exit_code: int
+    started_at: int
+    image_id: str
+    labels: dict[str, str]
+
+    @property
+    def project(self) -> str:
+        return self.labels.get(LABEL_COMPOSE_PROJECT, "")
+
+    @property
+    def compose_service(self) -> str:
+        return self.labels.get(LABEL_COMPOSE_SERVICE, "") or self.labels.get("io.podman.compose.service", "")
+
+    @property
+    def health(self) -> str | None:
+        """``healthy``/``unhealthy``/``starting`` when the container has a healthcheck, else None."""
+        for word in ("unhealthy", "healthy", "starting"):
+            if f"({word})" in self.status:
+                return word
+        return None
+
+    @classmethod
+    def from_ps(cls, entry: t.Mapping[str, t.Any]) -> Container:
+        names = entry.get("Names") or [""]
+        return cls(
+            id=entry.get("Id", ""),
+            name=names[0] if isinstance(names, list) else str(names),
+            state=str(entry.get("State", "")).lower(),
+            status=str(entry.get("Status", "")),
+            exit_code=int(entry.get("ExitCode") or 0),
+            started_at=int(entry.get("StartedAt") or 0),
+            image_id=entry.get("ImageID", ""),
+            labels=entry.get("Labels") or {},
+        )
+
+
+def find_executable(name: str, explicit: str | None = None) -> str | None:
+    """``explicit`` if given, else ``name`` next to the running Python (the podops venv), else on PATH."""
+    if explicit:
+        return explicit if os.path.isfile(explicit) and os.access(explicit, os.X_OK) else shutil.which(explicit)
+    beside = os.path.join(os.path.dirname(sys.executable), name)
+    if os.path.isfile(beside) and os.access(beside, os.X_OK):
+        return beside
+    return shutil.which(name)
+
+
+class Podman:
+    def __init__(self, runner: Runner, executable: str | None = None):
+        found = find_executable("podman", executable)
+        if not found:
+            raise PodopsError(
+                "podman was not found on this host. Install it (Debian/Ubuntu: apt-get install podman; "
+                "or run the podops.gitops.bootstrap playbook), or set podops_podman_executable."
+            )
+        self.executable = found
+        self.run = runner
+
+    def check_version(self) -> tuple[int, ...]:
+        rc, out, err = self.run([self.executable, "--version"])
+        version = parse_version(out)
+        if rc != 0 or not version:
+            raise PodopsError(f"'{self.executable} --version' failed: {last_lines(err or out)}")
+        if version < MIN_PODMAN_VERSION:
+            raise PodopsError(
+                f"podman {version_str(version)} is too old: podops needs podman >= {version_str(MIN_PODMAN_VERSION)}. Upgrade podman."
+            )
+        return version
+
+    def containers(self, label: str = LABEL_SERVICE, project: str | None = None) -> list[Container]:
+        """All containers (running or not) with ``label``, optionally of one compose project: one call."""
+        args = [self.executable, "ps", "-a", "--format", "json", "--filter", f"label={label}"]
+        if project is not None:
+            args += ["--filter", f"label={LABEL_COMPOSE_PROJECT}={project}"]
+        rc, out, err = self.run(args)
+        if rc != 0:
+            raise PodopsError(f"'podman ps' failed: {last_lines(err)}. Is podman working for this user? Try 'podman info'.")
+        try:
+            entries = json.loads(out or "[]") or []
+        except ValueError as exc:
+            raise PodopsError(f"'podman ps --format json' printed something that is not JSON: {exc}") from exc
+        return [Container.from_ps(entry) for entry in entries]
+
+    def image_exists(self, image: str) -> bool:
+        rc, _out, _err = self.run([self.executable, "image", "exists", image])
+        return rc == 0
+
+    def pull(self, image: str) -> None:
+        rc, out, err = self.run([self.executable, "pull", "--quiet", image])
+        if rc != 0:
+            raise PodopsError(f"image {image} could not be pulled: {last_lines(err or out, 2)}")
+
+    def healthcheck(self, container_id: str) -> bool:
+        """Run the container's healthcheck now (works without systemd timers); True when healthy."""
+        rc, _out, _err = self.run([self.executable, "healthcheck", "run", container_id])
+        return rc == 0
+
+    def remove_project(self, project: str, stop_timeout: int = 10) -> list[str]:
+        """Remove the containers, pod and networks of one compose project; never its volumes."""
+        removed = []
+        ids = [c.id for c in self.containers(LABEL_COMPOSE_PROJECT, project)]
+        if ids:
+            rc, _out, err = self.run([self.executable, "rm", "-f", "-t", str(stop_timeout)] + ids)
+            if rc != 0:
+                raise PodopsError(f"could not remove the containers of {project}: {last_lines(err)}")
+            removed += ids
+        rc, out, _err = self.run([self.executable, "pod", "ps", "-q", "--filter", f"name=^pod_{project}$"])
+        for pod in out.split():
+            self.run([self.executable, "pod", "rm", "-f", pod])
+        rc, out, _err = self.run([self.executable, "network", "ls", "-q", "--filter", f"label={LABEL_COMPOSE_PROJECT}={project}"])
+        for network in out.split():
+            self.run([self.executable, "network", "rm", network])
+        return removed
+
+
+class PodmanCompose:
+    def __init__(self, runner: Runner, executable: str | None = None):
+        found = find_executable("podman-compose", executable)
+        if not found:
+            raise PodopsError(
+                "podman-compose was not found. Install it in the Python environment Ansible uses for this host "
+                f"(pip install 'podman-compose>={version_str(MIN_PODMAN_COMPOSE_VERSION)}'; the podops.gitops.bootstrap "
+                "playbook does this), or set podops_compose_executable."
+            )
+        self.executable = found
+        self.run = runner
+        self._version: tuple[int, ...] | None = None
+
+    def check_version(self) -> tuple[int, ...]:
+        if self._version is None:
+            rc, out, err = self.run([self.executable, "--version"])
+            version = parse_version(out.splitlines()[0] if out else "")
+            if rc != 0 or not version:
+                raise PodopsError(f"'{self.executable} --version' failed: {last_lines(err or out)}")
+            if version < MIN_PODMAN_COMPOSE_VERSION:
+                raise PodopsError(
+                    f"podman-compose {version_str(version)} is too old: podops needs >= {version_str(MIN_PODMAN_COMPOSE_VERSION)} "
+                    "(long-form env_file, depends_on conditions). Install a newer one: pip install 'podman-compose==1.6.0'."
+                )
+            self._version = version
+        return self._version
+
+    def base_args(self, project: str, compose_file: str, override_file: str) -> list[str]:
+        service_dir = os.path.dirname(compose_file)
+        return [
+            self.executable,
+            "--project-name",
+            project,
+            "-f",
+            compose_file,
+            "-f",
+            override_file,
+            # podman-compose also reads a .env relative to its cwd: name the service's own explicitly.
+            "--env-file",
+            os.path.join(service_dir, ".env"),
+        ]
+
+    def up(self, project: str, compose_file: str, override_file: str) -> None:
+        args = self.base_args(project, compose_file, override_file) + ["up", "-d", "--remove-orphans"]
+        rc, out, err = self.run(args, cwd=os.path.dirname(compose_file))
+        if rc != 0:
+            raise PodopsError(f"podman-compose up failed (rc {rc}): {last_lines(err or out)}")
+
+    def stop(self, project: str, compose_file: str, override_file: str) -> None:
+        args = self.base_args(project, compose_file, override_file) + ["stop"]
+        self.run(args, cwd=os.path.dirname(compose_file))

@@ -1,0 +1,249 @@
+# Copyright (c) podops.gitops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""One reconcile: lock -> plan -> apply -> prune -> record -> report.
+
+PRIVATE to the podops.gitops collection: no API guarantee for other code.
+"""
+
+from __future__ import annotations
+
+import os
+import typing as t
+from dataclasses import dataclass, field
+
+from ._apply import DEPLOYED, FAILED, ROLLED_BACK, Deployer, Outcome, apply_all
+from ._common import PodopsError, Runner, utcnow
+from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, make_plan
+from ._podman import Podman, PodmanCompose
+from ._report import TRIGGERS, build_report, new_run_id, service_entry, write_report
+from ._state import HostLock, SnapshotStore, StateStore
+
+PRUNED = "pruned"
+
+
+@dataclass
+class Options:
+    repo_dir: str
+    state_dir: str
+    services_dir: str = "services"
+    services: list[str] = field(default_factory=list)
+    project_prefix: str = ""
+    prune: bool = False
+    trigger: str = "cli"
+    parallel: int = 4
+    lock_timeout: float = 300.0
+    keep_runs: int = 100
+    podman_executable: str | None = None
+    compose_executable: str | None = None
+
+    def validate(self) -> None:
+        if not self.repo_dir:
+            raise PodopsError("podops_repo_dir is empty: set it to the checkout of your env repo")
+        if not os.path.isdir(self.repo_dir):
+            raise PodopsError(f"podops_repo_dir {self.repo_dir} does not exist or is not a folder; point it at a checkout of your env repo")
+        parts = os.path.normpath(self.services_dir).split(os.sep)
+        if os.path.isabs(self.services_dir) or ".." in parts or not self.services_dir.strip():
+            raise PodopsError(f"podops_services_dir must be a folder inside the env repo such as 'services', not {self.services_dir!r}")
+        if not self.state_dir or not os.path.isabs(self.state_dir):
+            raise PodopsError(f"podops_state_dir must be an absolute path, not {self.state_dir!r}")
+        if self.trigger not in TRIGGERS:
+            raise PodopsError(f"podops_trigger must be one of {', '.join(TRIGGERS)}, not {self.trigger!r}")
+        if self.parallel < 1:
+            raise PodopsError("podops_parallel must be at least 1")
+        if self.project_prefix and not all(c.isalnum() or c in "_-" for c in self.project_prefix):
+            raise PodopsError("podops_project_prefix may only use letters, digits, '_' and '-'")
+
+
+def compute_plan(options: Options, runner: Runner, podman: Podman | None = None) -> tuple[Plan, dict[str, dict]]:
+    """The read-only part: state + live containers + repo -> plan."""
+    options.validate()
+    state = StateStore(options.state_dir).load()
+    podman = podman or Podman(runner, options.podman_executable)
+    containers = podman.containers()
+    plan = make_plan(runner, options.repo_dir, options.services_dir, state, containers, options.project_prefix, options.services)
+    return plan, state
+
+
+def plan_diff(plan: Plan, prune: bool) -> str:
+    """What ``--diff`` shows: one line per service."""
+    marks = {DEPLOY: "~", UNCHANGED: "=", ORPHANED: "-", "failed": "!"}
+    lines = []
+    for item in plan.items.values():
+        mark = "+" if item.reason == "new" else marks.get(item.action, "?")
+        text = f"{mark} {item.name}: {item.action} ({item.reason})"
+        if item.action == ORPHANED:
+            text += ", will be pruned" if prune else ", kept: set podops_prune=true to remove it"
+        if item.changed_files and item.reason != "new":
+            text += ": " + ", ".join(item.changed_files)
+        if item.error:
+            text += f" - {item.error}"
+        lines.append(text)
+    return "\n".join(lines) + "\n"
+
+
+def urls(spec: ServiceSpec | None) -> list[str]:
+    if spec is None or spec.project is None:
+        return []
+    found = []
+    for host in spec.project.published_ports():
+        ip, _sep, port = host.rpartition(":")
+        if ip in ("", "0.0.0.0", "::"):  # noqa: S104 - a published port, not a bind
+            ip = "localhost"
+        found.append(f"http://{ip}:{port}/")
+    return found
+
+
+def _record_success(spec: ServiceSpec, commit: str | None) -> dict[str, t.Any]:
+    return {
+        "project": spec.project_name,
+        "service_dir": spec.rel_dir,
+        "compose_file": os.path.basename(spec.project.compose_file) if spec.project else None,
+        "digest": spec.digest,
+        "files": spec.files,
+        "commit": commit,
+        "deployed_at": utcnow(),
+        "status": "ok",
+        "failed_digest": None,
+        "error": None,
+    }
+
+
+def _record_failure(recorded: dict | None, spec: ServiceSpec, error: str) -> dict[str, t.Any]:
+    entry = dict(recorded or {"project": spec.project_name, "service_dir": spec.rel_dir, "digest": None, "files": {}})
+    entry.update(status="failed", failed_digest=spec.digest, error=error, failed_at=utcnow())
+    return entry
+
+
+class Reconciler:
+    def __init__(self, options: Options, runner: Runner, check_mode: bool = False):
+        self.options = options
+        self.runner = runner
+        self.check_mode = check_mode
+        self.started = utcnow()
+        self.run_id = new_run_id(self.started)
+        self.services: dict[str, dict] = {}
+        self.plan: Plan | None = None
+
+    def run(self) -> dict[str, t.Any]:
+        options = self.options
+        options.validate()
+        holder = f"pid {os.getpid()}, trigger {options.trigger}, run {self.run_id}, since {self.started}"
+        with HostLock(options.state_dir, options.lock_timeout, holder):
+            try:
+                return self._run_locked()
+            except PodopsError as exc:
+                report = build_report(self.run_id, options.trigger, None, self.started, self.check_mode, self.services, error=str(exc))
+                write_report(options.state_dir, report, options.keep_runs)
+                raise
+
+    def _run_locked(self) -> dict[str, t.Any]:
+        options = self.options
+        podman = Podman(self.runner, options.podman_executable)
+        podman.check_version()
+        plan, state = compute_plan(options, self.runner, podman)
+        self.plan = plan
+        store = StateStore(options.state_dir)
+
+        if self.check_mode:
+            for item in plan.items.values():
+                action = {DEPLOY: DEPLOYED, ORPHANED: PRUNED if options.prune else ORPHANED}.get(item.action, item.action)
+                self._entry(item, action)
+        else:
+            self._apply(plan, state, store, podman)
+            self._prune(plan, state, store, podman)
+            store.save(state)
+
+        report = build_report(self.run_id, options.trigger, plan.commit, self.started, self.check_mode, self.services, warnings=plan.warnings)
+        path = write_report(options.state_dir, report, options.keep_runs)
+        failed = sorted(name for name, entry in self.services.items() if entry["action"] in (FAILED, ROLLED_BACK))
+        changed = any(entry["action"] in (DEPLOYED, ROLLED_BACK, PRUNED) for entry in self.services.values())
+        return {
+            "changed": changed,
+            "failed_services": failed,
+            "report": report,
+            "report_path": path,
+            "plan": {name: item.as_dict() for name, item in plan.items.items()},
+            "diff_text": plan_diff(plan, options.prune),
+            "summary": self.summary(plan),
+            "warnings": plan.warnings,
+        }
+
+    def _entry(self, item: PlanItem, action: str, error: str | None = None, duration: float = 0.0) -> None:
+        self.services[item.name] = service_entry(
+            action,
+            item.reason,
+            digest=item.digest,
+            previous_digest=item.previous_digest,
+            changed_files=item.changed_files,
+            error=error if error is not None else item.error,
+            duration_s=duration,
+        )
+
+    def _apply(self, plan: Plan, state: dict[str, dict], store: StateStore, podman: Podman) -> None:
+        options = self.options
+        to_deploy = [plan.specs[item.name] for item in plan.by_action(DEPLOY)]
+        if to_deploy:
+            compose = PodmanCompose(self.runner, options.compose_executable)
+            compose.check_version()
+            deployer = Deployer(podman, compose, options.state_dir, options.project_prefix, plan.commit)
+
+            def on_done(spec: ServiceSpec, outcome: Outcome) -> None:
+                item = plan.items[spec.name]
+                if outcome.action == DEPLOYED:
+                    state[spec.name] = _record_success(spec, plan.commit)
+                else:
+                    state[spec.name] = _record_failure(state.get(spec.name), spec, outcome.error or "failed")
+                self._entry(item, outcome.action, outcome.error, outcome.duration_s)
+                store.save(state)  # after every service: a killed run keeps what finished
+
+            apply_all(deployer, to_deploy, dict(state), options.repo_dir, options.parallel, on_done)
+
+        snapshots = SnapshotStore(options.state_dir)
+        for item in plan.items.values():
+            if item.action == "failed":
+                spec = plan.specs[item.name]
+                state[item.name] = _record_failure(state.get(item.name), spec, item.error or "invalid")
+                self._entry(item, FAILED)
+            elif item.action == UNCHANGED:
+                recorded = state.get(item.name) or {}
+                spec = plan.specs[item.name]
+                if item.reason == "adopted" or not recorded.get("digest"):
+                    state[item.name] = _record_success(spec, plan.commit)
+                    snapshots.save(spec.name, options.repo_dir, spec.rel_dir, spec.files)
+                elif recorded.get("status") != "ok":
+                    recorded.update(status="ok", error=None, failed_digest=None)
+                self._entry(item, UNCHANGED)
+
+    def _prune(self, plan: Plan, state: dict[str, dict], store: StateStore, podman: Podman) -> None:
+        snapshots = SnapshotStore(self.options.state_dir)
+        for item in plan.by_action(ORPHANED):
+            if not self.options.prune:
+                self._entry(item, ORPHANED)
+                continue
+            try:
+                podman.remove_project(item.project_name)
+            except PodopsError as exc:
+                self._entry(item, FAILED, str(exc))
+                continue
+            state.pop(item.name, None)
+            snapshots.remove(item.name)
+            for suffix in ("", ".rollback"):
+                try:
+                    os.unlink(os.path.join(self.options.state_dir, "overrides", f"{item.name}{suffix}.yml"))
+                except OSError:
+                    pass
+            self._entry(item, PRUNED)
+            store.save(state)
+
+    def summary(self, plan: Plan) -> list[str]:
+        lines = []
+        for name, entry in self.services.items():
+            text = f"{name}: {entry['action']} ({entry['reason']})"
+            links = urls(plan.specs.get(name))
+            if links and entry["action"] in (DEPLOYED, UNCHANGED, ROLLED_BACK):
+                text += " " + " ".join(links)
+            if entry.get("error"):
+                text += f" - {entry['error']}"
+            lines.append(text)
+        return lines

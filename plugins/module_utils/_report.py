@@ -1,0 +1,99 @@
+# Copyright (c) podops.gitops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The run report: ``<state_dir>/last-run.json`` and ``<state_dir>/runs/<run_id>.json``.
+
+PRIVATE to the podops.gitops collection: no API guarantee for other code.
+
+Written atomically at the end of every reconcile, check mode included. The format is part of the
+public contract (see the README): the webhook's status page and users' scripts read it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import typing as t
+
+from ._common import utcnow
+from ._state import ensure_dir, write_json
+
+TRIGGERS = ("cli", "timer", "webhook", "laptop")
+RESULTS = ("ok", "changed", "failed")
+
+
+def new_run_id(started: str) -> str:
+    """Sortable and unique: ``20261126T123456Z-3f9a1c``."""
+    stamp = started.replace("-", "").replace(":", "").split(".")[0] + "Z"
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def service_entry(
+    action: str,
+    reason: str,
+    digest: str | None = None,
+    previous_digest: str | None = None,
+    changed_files: t.Sequence[str] = (),
+    error: str | None = None,
+    duration_s: float = 0.0,
+) -> dict[str, t.Any]:
+    return {
+        "action": action,
+        "reason": reason,
+        "changed_files": list(changed_files),
+        "digest": digest,
+        "previous_digest": previous_digest,
+        "error": error,
+        "duration_s": round(duration_s, 3),
+    }
+
+
+def overall_result(services: t.Mapping[str, t.Mapping[str, t.Any]], fatal: bool = False) -> str:
+    if fatal or any(entry["action"] in ("failed", "rolled_back") for entry in services.values()):
+        return "failed"
+    if any(entry["action"] in ("deployed", "pruned") for entry in services.values()):
+        return "changed"
+    return "ok"
+
+
+def build_report(
+    run_id: str,
+    trigger: str,
+    commit: str | None,
+    started: str,
+    check_mode: bool,
+    services: t.Mapping[str, dict],
+    error: str | None = None,
+    warnings: t.Sequence[str] = (),
+) -> dict[str, t.Any]:
+    report = {
+        "run_id": run_id,
+        "trigger": trigger,
+        "commit": commit,
+        "started": started,
+        "finished": utcnow(),
+        "check_mode": check_mode,
+        "result": overall_result(services, fatal=error is not None),
+        "services": dict(sorted(services.items())),
+    }
+    if error:
+        report["error"] = error
+    if warnings:
+        report["warnings"] = list(warnings)
+    return report
+
+
+def write_report(state_dir: str, report: t.Mapping[str, t.Any], keep: int = 100) -> str:
+    """Write the run's file, then last-run.json; drop the oldest run files beyond ``keep``."""
+    runs = os.path.join(state_dir, "runs")
+    ensure_dir(runs)
+    path = os.path.join(runs, f"{report['run_id']}.json")
+    write_json(path, report)
+    write_json(os.path.join(state_dir, "last-run.json"), report)
+    names = sorted(name for name in os.listdir(runs) if name.endswith(".json"))
+    for name in names[: max(0, len(names) - keep)]:
+        try:
+            os.unlink(os.path.join(runs, name))
+        except OSError:
+            pass
+    return path

@@ -1,0 +1,232 @@
+# Copyright (c) podops.gitops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The state folder: what podops deployed (state.json), last good snapshots, the host lock.
+
+PRIVATE to the podops.gitops collection: no API guarantee for other code.
+
+Layout of ``podops_state_dir`` (0700)::
+
+    state.json            per service: last good digest, files, commit, status, error (0600)
+    snapshots/<service>/  last good copy of the service's inputs, repo layout kept (0700)
+    overrides/<service>.yml  the label override podman-compose gets with the compose file
+    runs/<run_id>.json    one run report per reconcile; last-run.json is the newest
+    reconcile.lock        flock: one reconcile per host at a time
+
+Every write is a temp file + fsync + rename: a run killed at any moment leaves readable state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import time
+import typing as t
+
+from ._common import PodopsError
+
+STATE_VERSION = 1
+LOCK_ENV = "PODOPS_LOCK_HELD"
+
+
+def ensure_dir(path: str, mode: int = 0o700) -> None:
+    try:
+        os.makedirs(path, mode=mode, exist_ok=True)
+    except OSError as exc:
+        raise PodopsError(f"cannot create state folder {path}: {exc.strerror}; set podops_state_dir to a writable folder") from exc
+
+
+def atomic_write(path: str, data: bytes | str, mode: int = 0o600) -> None:
+    """Write ``path`` so that readers see the old or the new content, never a part."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def write_json(path: str, data: t.Any) -> None:
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+class StateStore:
+    """``state.json``: one entry per service podops has deployed (or tried to)."""
+
+    def __init__(self, state_dir: str):
+        self.state_dir = state_dir
+        self.path = os.path.join(state_dir, "state.json")
+
+    def load(self) -> dict[str, dict]:
+        """Services recorded so far; an unreadable file is an error that names the file and the fix."""
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except FileNotFoundError:
+            return {}
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PodopsError(f"cannot read the podops state file {self.path}: {exc}; fix its permissions or move it away") from exc
+        except json.JSONDecodeError as exc:
+            raise PodopsError(
+                f"the podops state file {self.path} is not valid JSON (line {exc.lineno}): {exc.msg}. "
+                "Move it away and run again: podops rebuilds what is running from the container labels."
+            ) from exc
+        if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
+            raise PodopsError(f"the podops state file {self.path} has no 'services' mapping; move it away and run again")
+        return data["services"]
+
+    def save(self, services: t.Mapping[str, dict]) -> None:
+        ensure_dir(self.state_dir)
+        write_json(self.path, {"version": STATE_VERSION, "services": dict(services)})
+
+
+class HostLock:
+    """One reconcile per host: an flock on ``<state_dir>/reconcile.lock``.
+
+    The kernel drops an flock when its holder dies, so a crashed run never locks the host for good.
+    A wrapper that already holds the lock (``flock <lock> ansible-pull ...``) sets ``PODOPS_LOCK_HELD=1``.
+    """
+
+    def __init__(self, state_dir: str, timeout: float, holder: str):
+        self.path = os.path.join(state_dir, "reconcile.lock")
+        self.timeout = timeout
+        self.holder = holder
+        self._fd: int | None = None
+
+    def __enter__(self) -> HostLock:
+        if os.environ.get(LOCK_ENV) == "1":
+            return self
+        ensure_dir(os.path.dirname(self.path))
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    holder = self._read_holder()
+                    os.close(self._fd)
+                    self._fd = None
+                    raise PodopsError(
+                        f"another reconcile is running on this host ({holder or 'holder unknown'}; lock {self.path}); "
+                        f"waited {self.timeout:g}s. Run again when it has finished, or raise podops_lock_timeout."
+                    ) from None
+                time.sleep(0.2)
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, self.holder.encode() + b"\n", 0)
+        return self
+
+    def _read_holder(self) -> str:
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as handle:
+                return handle.read().strip()
+        except OSError:
+            return ""
+
+    def __exit__(self, *exc_info: t.Any) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class SnapshotStore:
+    """Last good copy of each service's inputs, so a failed deploy can put the previous version back
+    without git history (ansible-pull clones shallow).
+
+    A snapshot mirrors the env repo layout (``root/services/<svc>/...`` and ``root/secrets/x.env``) so the
+    compose file's relative paths, ``../../secrets/x.env`` included, resolve inside the snapshot. Entries of
+    the live service folder that the snapshot does not hold (untracked data folders such as ``./data``)
+    become symlinks to the live ones: a rollback never starts a service on an empty data folder.
+    """
+
+    def __init__(self, state_dir: str):
+        self.base = os.path.join(state_dir, "snapshots")
+
+    def path(self, service: str) -> str:
+        return os.path.join(self.base, service)
+
+    def service_dir(self, service: str, rel_service_dir: str) -> str | None:
+        """The snapshot's copy of the service folder, or None when there is no snapshot."""
+        for candidate in (self.path(service), self.path(service) + ".old"):
+            meta = os.path.join(candidate, "snapshot.json")
+            if os.path.isfile(meta):
+                return os.path.join(candidate, "root", rel_service_dir)
+        return None
+
+    def save(self, service: str, repo_dir: str, rel_service_dir: str, files: t.Iterable[str]) -> None:
+        """Copy ``files`` (relative to the service folder; may climb out of it) into a new snapshot."""
+        ensure_dir(self.base)
+        tmp = tempfile.mkdtemp(prefix=f".tmp-{service}-", dir=self.base)
+        try:
+            root = os.path.join(tmp, "root")
+            live_dir = os.path.join(repo_dir, rel_service_dir)
+            snap_dir = os.path.join(root, rel_service_dir)
+            os.makedirs(snap_dir, mode=0o700)
+            repo_real = os.path.realpath(repo_dir)
+            for rel in files:
+                source = os.path.normpath(os.path.join(live_dir, rel))
+                inside = os.path.relpath(os.path.realpath(os.path.dirname(source)), repo_real)
+                if inside.startswith(".."):
+                    continue  # outside the repo (absolute env files): used live, not copied
+                target = os.path.normpath(os.path.join(snap_dir, rel))
+                os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+                if os.path.islink(source):
+                    os.symlink(os.readlink(source), target)
+                elif os.path.isfile(source):
+                    shutil.copy2(source, target)
+            _link_untracked(live_dir, snap_dir)
+            write_json(os.path.join(tmp, "snapshot.json"), {"service": service, "service_dir": rel_service_dir})
+            self._swap(service, tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def _swap(self, service: str, new: str) -> None:
+        current, old = self.path(service), self.path(service) + ".old"
+        shutil.rmtree(old, ignore_errors=True)
+        if os.path.exists(current):
+            os.replace(current, old)
+        os.replace(new, current)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def remove(self, service: str) -> None:
+        for candidate in (self.path(service), self.path(service) + ".old"):
+            shutil.rmtree(candidate, ignore_errors=True)
+
+
+def _link_untracked(live_dir: str, snap_dir: str) -> None:
+    """Symlink every entry of ``live_dir`` that the snapshot does not hold (data folders, untracked files)."""
+    try:
+        names = os.listdir(live_dir)
+    except OSError:
+        return
+    for name in names:
+        live, snap = os.path.join(live_dir, name), os.path.join(snap_dir, name)
+        if os.path.lexists(snap):
+            if os.path.isdir(snap) and not os.path.islink(snap) and os.path.isdir(live) and not os.path.islink(live):
+                _link_untracked(live, snap)
+            continue
+        os.symlink(os.path.abspath(live), snap)

@@ -1,0 +1,235 @@
+#!/usr/bin/python
+# Copyright (c) podops.gitops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: compose_deploy
+short_description: Reconcile the podman-compose services of an env repo checkout
+version_added: 0.1.0
+description:
+  - Makes the podman-compose projects on the host match the service folders of an env repo checkout, in one
+    module call for all services - plan, apply, prune, record, report.
+  - B(Plan.) Each service folder under O(services_dir) is digested (git-tracked files by relative path, mode and
+    content; the compose file, C(.env) and every C(env_file) it references even when git ignores them or they lie
+    outside the folder; symlinks by target; C(x-podops.ignore) globs left out). The digest is compared with the
+    state store and with the labels of the running containers.
+  - B(Apply.) Services that are new, changed, drifted or failed last time are deployed, independent ones in parallel
+    (O(parallel)), in waves of C(x-podops.order). Missing images are pulled before anything is stopped;
+    C(podman-compose up -d) recreates only containers whose configuration changed; podops then waits for every
+    container to be running and healthy for several consecutive samples, running healthchecks itself.
+  - B(Rollback.) When a deploy fails, the last good version is brought back from a snapshot in the state folder
+    (no git history needed) and the service is reported C(rolled_back); the next run retries it.
+  - B(Prune.) Services that left the repo are reported C(orphaned); with O(prune=true) their containers, pod and
+    networks are removed (only projects podops deployed; volumes are kept).
+  - B(Report.) A run report is written atomically to C(<state_dir>/last-run.json) and C(<state_dir>/runs/), check
+    mode included.
+  - Only one reconcile runs on a host at a time (an flock on C(<state_dir>/reconcile.lock), released by the kernel
+    if a run dies).
+author:
+  - podops.gitops contributors (@podops)
+requirements:
+  - podman >= 4.0
+  - podman-compose >= 1.1.0 (1.6.0 recommended), next to the Python that runs the module or on E(PATH)
+  - git, when the env repo is a git checkout
+  - PyYAML
+options:
+  repo_dir:
+    description:
+      - The env repo checkout (the folder that holds O(services_dir)).
+    type: path
+    required: true
+  services_dir:
+    description:
+      - Folder of the env repo, relative to O(repo_dir), with one sub-folder per service (compose project).
+      - A missing or empty services folder fails the run and changes nothing; it never prunes.
+    type: str
+    default: services
+  state_dir:
+    description:
+      - Where podops keeps its state, snapshots, overrides, run reports and lock (created 0700).
+      - Defaults to C(/var/lib/podops) for root and C($XDG_STATE_HOME/podops) (C(~/.local/state/podops)) otherwise.
+    type: path
+  services:
+    description:
+      - Restrict this host to these services (names or shell globs). Empty means all.
+      - A plain name that is not a service of the repo is an error; a deployed service that is no longer selected
+        is reported C(orphaned) with reason C(deselected).
+    type: list
+    elements: str
+    default: []
+  project_prefix:
+    description:
+      - Prefix of every compose project name podops creates (C(<prefix><service>)).
+    type: str
+    default: ''
+  prune:
+    description:
+      - Remove the containers, pods and networks of services that left the repo. Volumes are never removed.
+    type: bool
+    default: false
+  trigger:
+    description:
+      - What started this run; recorded in the run report.
+    type: str
+    choices: [cli, timer, webhook, laptop]
+    default: cli
+  parallel:
+    description:
+      - How many services may deploy at the same time.
+    type: int
+    default: 4
+  lock_timeout:
+    description:
+      - Seconds to wait for another reconcile on this host to finish. V(0) refuses at once.
+    type: float
+    default: 300
+  keep_runs:
+    description:
+      - How many run reports to keep under C(<state_dir>/runs/).
+    type: int
+    default: 100
+  fail_on_service_error:
+    description:
+      - Fail the task when a service failed or was rolled back. The reconcile role sets V(false) to print its summary
+        first and fail afterwards.
+    type: bool
+    default: true
+  podman_executable:
+    description:
+      - Path or name of the podman binary.
+    type: str
+  compose_executable:
+    description:
+      - Path or name of podman-compose. By default the one next to the Python running the module, else E(PATH).
+    type: str
+attributes:
+  check_mode:
+    support: full
+    details:
+      - In check mode the plan is computed and returned, nothing is pulled, started or stopped, and the run report
+        is written with C(check_mode=true).
+  diff_mode:
+    support: full
+    details:
+      - The diff lists each service with the action and reason, and the files that changed.
+  idempotent:
+    support: full
+    details:
+      - A second run with an unchanged repo and healthy containers changes nothing and restarts nothing.
+notes:
+  - On hosts without systemd, podman does not run healthchecks by itself; podops runs them on demand, so the health
+    gate works there too.
+  - The unit of deployment is the service folder; any change in it recreates that project's containers.
+seealso:
+  - module: podops.gitops.service_plan
+"""
+
+EXAMPLES = r"""
+- name: Reconcile every service of the checkout
+  podops.gitops.compose_deploy:
+    repo_dir: /srv/env-repo
+
+- name: Only the services of this host, and remove the ones that left the repo
+  podops.gitops.compose_deploy:
+    repo_dir: /srv/env-repo
+    services: [web, "db-*"]
+    prune: true
+    trigger: timer
+  register: podops_result
+
+- name: Show what would change
+  podops.gitops.compose_deploy:
+    repo_dir: /srv/env-repo
+  check_mode: true
+  diff: true
+"""
+
+RETURN = r"""
+report:
+  description: The run report, as written to C(last-run.json).
+  returned: success or service failure
+  type: dict
+  sample:
+    run_id: 20261126T123456Z-3f9a1c
+    trigger: cli
+    commit: 4b825dc642cb6eb9a060e54bf8d69288fbee4904
+    started: "2026-11-26T12:34:56.000000Z"
+    finished: "2026-11-26T12:35:02.000000Z"
+    check_mode: false
+    result: changed
+    services:
+      web:
+        action: deployed
+        reason: changed
+        changed_files: [conf/site.conf]
+        digest: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+        previous_digest: 60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752
+        error: null
+        duration_s: 2.1
+report_path:
+  description: Path of this run's report under C(<state_dir>/runs/).
+  returned: success or service failure
+  type: str
+  sample: /var/lib/podops/runs/20261126T123456Z-3f9a1c.json
+plan:
+  description: Per service, what the plan decided before applying.
+  returned: success or service failure
+  type: dict
+  sample: {web: {action: deploy, reason: changed, project: web, changed_files: [compose.yaml]}}
+summary:
+  description: One line per service with its action, reason and URLs.
+  returned: success or service failure
+  type: list
+  elements: str
+  sample: ["web: deployed (changed) http://localhost:8080/"]
+failed_services:
+  description: Services that failed or were rolled back.
+  returned: success or service failure
+  type: list
+  elements: str
+  sample: [api]
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ..module_utils._common import PodopsError
+from ..module_utils._compose import HAS_YAML, YAML_IMPORT_ERROR
+from ..module_utils._module import COMMON_ARGSPEC, make_runner, options_from_params
+from ..module_utils._reconcile import Reconciler
+
+
+def main() -> None:
+    argument_spec = dict(COMMON_ARGSPEC)
+    argument_spec.update(
+        prune={"type": "bool", "default": False},
+        trigger={"type": "str", "default": "cli", "choices": ["cli", "timer", "webhook", "laptop"]},
+        parallel={"type": "int", "default": 4},
+        lock_timeout={"type": "float", "default": 300},
+        keep_runs={"type": "int", "default": 100},
+        fail_on_service_error={"type": "bool", "default": True},
+        compose_executable={"type": "str"},
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not HAS_YAML:
+        module.fail_json(msg=missing_required_lib("PyYAML"), exception=str(YAML_IMPORT_ERROR))
+    try:
+        result = Reconciler(options_from_params(module.params), make_runner(module), module.check_mode).run()
+    except PodopsError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    for warning in result.pop("warnings"):
+        module.warn(warning)
+    diff_text = result.pop("diff_text")
+    if module._diff:
+        result["diff"] = {"prepared": diff_text}
+    failed = result["failed_services"]
+    if failed and module.params["fail_on_service_error"]:
+        module.fail_json(msg=f"service(s) failed: {', '.join(failed)}; see the report {result['report_path']}", **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

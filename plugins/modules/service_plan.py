@@ -1,0 +1,131 @@
+#!/usr/bin/python
+# Copyright (c) podops.gitops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: service_plan
+short_description: Show what a reconcile of an env repo would do, without doing it
+version_added: 0.1.0
+description:
+  - Computes the same plan as M(podops.gitops.compose_deploy) - for every service folder of the env repo whether it
+    would be deployed, left unchanged, or is orphaned, with the reason and the changed files - and changes nothing.
+  - One pass over all services (one C(git ls-files), one C(podman ps)); cheap enough to run on every webhook.
+  - RV(changed) is true when a reconcile would change something, so C(--check) runs show it.
+author:
+  - podops.gitops contributors (@podops)
+requirements:
+  - podman >= 4.0
+  - git, when the env repo is a git checkout
+  - PyYAML
+options:
+  repo_dir:
+    description:
+      - The env repo checkout.
+    type: path
+    required: true
+  services_dir:
+    description:
+      - Folder of the env repo, relative to O(repo_dir), with one sub-folder per service.
+    type: str
+    default: services
+  state_dir:
+    description:
+      - The podops state folder. Defaults to C(/var/lib/podops) for root, C(~/.local/state/podops) otherwise.
+    type: path
+  services:
+    description:
+      - Restrict the plan to these services (names or shell globs). Empty means all.
+    type: list
+    elements: str
+    default: []
+  project_prefix:
+    description:
+      - Prefix of the compose project names.
+    type: str
+    default: ''
+  podman_executable:
+    description:
+      - Path or name of the podman binary.
+    type: str
+attributes:
+  check_mode:
+    support: full
+    details:
+      - The module never changes anything; it behaves the same in check mode.
+  diff_mode:
+    support: full
+    details:
+      - The diff lists each service with its planned action, reason and changed files.
+  idempotent:
+    support: full
+seealso:
+  - module: podops.gitops.compose_deploy
+"""
+
+EXAMPLES = r"""
+- name: What would a reconcile do?
+  podops.gitops.service_plan:
+    repo_dir: /srv/env-repo
+  register: podops_plan
+
+- name: List the services that would be deployed
+  ansible.builtin.debug:
+    msg: "{{ podops_plan.plan | dict2items | selectattr('value.action', 'eq', 'deploy') | map(attribute='key') | list }}"
+"""
+
+RETURN = r"""
+plan:
+  description: Per service, the planned action (V(deploy), V(unchanged), V(orphaned), V(failed)) and why.
+  returned: always
+  type: dict
+  sample:
+    web:
+      action: deploy
+      reason: changed
+      project: web
+      digest: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+      previous_digest: 60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752
+      changed_files: [compose.yaml]
+      error: null
+commit:
+  description: HEAD of the env repo checkout, or null when it is not a git checkout.
+  returned: always
+  type: str
+  sample: 4b825dc642cb6eb9a060e54bf8d69288fbee4904
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ..module_utils._common import PodopsError
+from ..module_utils._compose import HAS_YAML, YAML_IMPORT_ERROR
+from ..module_utils._module import COMMON_ARGSPEC, make_runner, options_from_params
+from ..module_utils._reconcile import compute_plan, plan_diff
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=dict(COMMON_ARGSPEC), supports_check_mode=True)
+    if not HAS_YAML:
+        module.fail_json(msg=missing_required_lib("PyYAML"), exception=str(YAML_IMPORT_ERROR))
+    options = options_from_params(module.params)
+    try:
+        plan, _state = compute_plan(options, make_runner(module))
+    except PodopsError as exc:
+        module.fail_json(msg=str(exc))
+    for warning in plan.warnings:
+        module.warn(warning)
+    result = {
+        "changed": plan.changes,
+        "plan": {name: item.as_dict() for name, item in plan.items.items()},
+        "commit": plan.commit,
+    }
+    if module._diff:
+        result["diff"] = {"prepared": plan_diff(plan, prune=False)}
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
