@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Sourced by the Makefile's recipes: the venv, the collection path and the podman probe result.
 top=${PODOPS_TOP:-$(pwd)}
 PATH="$top/.venv/bin:$PATH"

@@ -28,7 +28,7 @@ if [ -n "$missing" ]; then
     fi
 fi
 
-if [ ! -f .venv/.podops-stamp ] || [ requirements.txt -nt .venv/.podops-stamp ]; then
+if [ ! -f .venv/.podops-stamp ] || [ -n "$(find requirements.txt -newer .venv/.podops-stamp)" ]; then
     echo "setup: creating .venv from requirements.txt"
     python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt

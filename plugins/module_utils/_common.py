@@ -36,7 +36,7 @@ SERVICE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 # The runner every part of the core shells out through: argv list in, (rc, stdout, stderr) out.
 # The modules pass AnsibleModule.run_command; tests pass a subprocess wrapper.
-Runner = t.Callable[..., t.Tuple[int, str, str]]
+Runner = t.Callable[..., tuple[int, str, str]]
 
 
 class PodopsError(Exception):
@@ -44,7 +44,7 @@ class PodopsError(Exception):
 
 
 def utcnow() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_version(text: str) -> tuple[int, ...]:

@@ -99,10 +99,7 @@ def select(names: t.Sequence[str], selectors: t.Sequence[str] | None) -> tuple[s
         matched = {name for name in names if fnmatch.fnmatchcase(name, pattern)}
         if not matched:
             if not _is_glob(pattern):
-                raise PodopsError(
-                    f"podops_services names {pattern!r}, which is not a service of this env repo. "
-                    f"Services: {', '.join(sorted(names)) or 'none'}"
-                )
+                raise PodopsError(f"podops_services names {pattern!r}, which is not a service of this env repo. Services: {', '.join(sorted(names)) or 'none'}")
             warnings.append(f"podops_services pattern {pattern!r} matches no service")
         chosen |= matched
     return chosen, warnings
@@ -122,8 +119,7 @@ def discover(
     services_path = os.path.join(repo_dir, services_dir)
     if not os.path.isdir(services_path):
         raise PodopsError(
-            f"the services folder {services_path} does not exist; nothing was changed. "
-            "Put one folder per service there, or set podops_services_dir."
+            f"the services folder {services_path} does not exist; nothing was changed. Put one folder per service there, or set podops_services_dir."
         )
     warnings: list[str] = []
     candidates = []

@@ -100,9 +100,7 @@ class Podman:
         if rc != 0 or not version:
             raise PodopsError(f"'{self.executable} --version' failed: {last_lines(err or out)}")
         if version < MIN_PODMAN_VERSION:
-            raise PodopsError(
-                f"podman {version_str(version)} is too old: podops needs podman >= {version_str(MIN_PODMAN_VERSION)}. Upgrade podman."
-            )
+            raise PodopsError(f"podman {version_str(version)} is too old: podops needs podman >= {version_str(MIN_PODMAN_VERSION)}. Upgrade podman.")
         return version
 
     def containers(self, label: str = LABEL_SERVICE, project: str | None = None) -> list[Container]:

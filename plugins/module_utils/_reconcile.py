@@ -8,6 +8,7 @@ PRIVATE to the podops.gitops collection: no API guarantee for other code.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import typing as t
 from dataclasses import dataclass, field
@@ -229,10 +230,8 @@ class Reconciler:
             state.pop(item.name, None)
             snapshots.remove(item.name)
             for suffix in ("", ".rollback"):
-                try:
+                with contextlib.suppress(OSError):
                     os.unlink(os.path.join(self.options.state_dir, "overrides", f"{item.name}{suffix}.yml"))
-                except OSError:
-                    pass
             self._entry(item, PRUNED)
             store.save(state)
 

@@ -11,6 +11,7 @@ public contract (see the README): the webhook's status page and users' scripts r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import typing as t
@@ -92,8 +93,6 @@ def write_report(state_dir: str, report: t.Mapping[str, t.Any], keep: int = 100)
     write_json(os.path.join(state_dir, "last-run.json"), report)
     names = sorted(name for name in os.listdir(runs) if name.endswith(".json"))
     for name in names[: max(0, len(names) - keep)]:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(os.path.join(runs, name))
-        except OSError:
-            pass
     return path

@@ -1,0 +1,212 @@
+"""Integration harness: real git repos, real ansible-playbook, real podman and podman-compose.
+
+Every test gets its own env repo, state folder and compose project prefix, so tests never see each
+other's containers; everything a test started is removed afterwards (volumes included).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+IMAGE = "localhost/podops-demo:1"
+PLAYBOOK_TASK = "Reconcile services (plan, apply, prune, record, report)"
+
+
+def sh(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), check=check, capture_output=True, text=True, **kwargs)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_get(port: int, path: str = "/", timeout: float = 10.0) -> str:
+    """Body served on 127.0.0.1:port, retried until ``timeout``; raises the last error."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+                return response.read().decode()
+        except (urllib.error.URLError, ConnectionError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def web_service(port: int, *, image: str = IMAGE, health: str = "", extra: str = "", xpodops: str = "") -> str:
+    """A compose file serving ./site on ``port`` with a healthcheck, fast health gate for tests."""
+    xp = xpodops or "x-podops:\n  health: {timeout: 30, samples: 2, interval: 0.3}\n"
+    healthcheck = health or '["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]'
+    return (
+        xp
+        + textwrap.dedent(
+            f"""\
+            services:
+              web:
+                image: {image}
+                ports: ["127.0.0.1:{port}:8080"]
+                volumes: ["./site:/www:ro"]
+                healthcheck:
+                  test: {healthcheck}
+                  interval: 30s
+            """
+        )
+        + extra
+    )
+
+
+class EnvRepo:
+    """A real git repository playing the user's env repo."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.mkdir(parents=True)
+        sh("git", "init", "-q", "-b", "main", str(path))
+        sh("git", "-C", str(path), "config", "user.email", "test@podops.invalid")
+        sh("git", "-C", str(path), "config", "user.name", "podops test")
+
+    def write(self, rel: str, content: str, mode: int | None = None) -> Path:
+        target = self.path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+        if mode is not None:
+            target.chmod(mode)
+        return target
+
+    def remove(self, rel: str) -> None:
+        target = self.path / rel
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+
+    def commit(self, message: str = "change") -> str:
+        sh("git", "-C", str(self.path), "add", "-A")
+        sh("git", "-C", str(self.path), "commit", "-q", "--allow-empty", "-m", message)
+        return sh("git", "-C", str(self.path), "rev-parse", "HEAD").stdout.strip()
+
+    def add_web(self, name: str, port: int, content: str = "v1", **kwargs) -> None:
+        self.write(f"services/{name}/compose.yaml", web_service(port, **kwargs))
+        self.write(f"services/{name}/site/index.html", content)
+
+
+@dataclass
+class Run:
+    rc: int
+    stdout: str
+    stderr: str
+    state_dir: Path
+    output: dict = field(default_factory=dict)
+
+    @property
+    def task(self) -> dict:
+        """The compose_deploy task's result for localhost (empty when it did not run)."""
+        for play in self.output.get("plays", []):
+            for task in play.get("tasks", []):
+                if task["task"]["name"].endswith(PLAYBOOK_TASK):
+                    return next(iter(task["hosts"].values()))
+        return {}
+
+    def first_failure(self) -> str:
+        for play in self.output.get("plays", []):
+            for task in play.get("tasks", []):
+                for result in task["hosts"].values():
+                    if result.get("failed"):
+                        return result.get("msg", "")
+        return ""
+
+    @property
+    def changed(self) -> bool:
+        return any(stats.get("changed", 0) for stats in self.output.get("stats", {}).values())
+
+    @property
+    def report(self) -> dict:
+        return json.loads((self.state_dir / "last-run.json").read_text())
+
+
+class Host:
+    """podops on this machine, isolated by state folder and project prefix."""
+
+    def __init__(self, tmp_path: Path):
+        self.prefix = "t" + secrets.token_hex(3) + "-"
+        self.state_dir = tmp_path / "state"
+        self.env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1")
+
+    def reconcile(self, repo: EnvRepo | Path, *args: str, check: bool = False, diff: bool = False, timeout: float = 600, **extra) -> Run:
+        repo_dir = repo.path if isinstance(repo, EnvRepo) else repo
+        variables = {
+            "podops_repo_dir": str(repo_dir),
+            "podops_state_dir": str(self.state_dir),
+            "podops_project_prefix": self.prefix,
+        }
+        variables.update(extra)
+        argv = ["ansible-playbook", "podops.gitops.reconcile", "-e", json.dumps(variables), *args]
+        if check:
+            argv.append("--check")
+        if diff:
+            argv.append("--diff")
+        proc = subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=timeout, cwd=str(repo_dir))
+        try:
+            output = json.loads(proc.stdout[proc.stdout.index("{") :]) if "{" in proc.stdout else {}
+        except ValueError:
+            output = {}
+        return Run(proc.returncode, proc.stdout, proc.stderr, self.state_dir, output)
+
+    def containers(self, service: str | None = None) -> list[dict]:
+        args = ["podman", "ps", "-a", "--format", "json", "--filter", f"label=io.podops.prefix={self.prefix}"]
+        if service:
+            args += ["--filter", f"label=io.podops.service={service}"]
+        return json.loads(sh(*args).stdout or "[]")
+
+    def ids(self, service: str) -> dict[str, tuple[str, int]]:
+        """{container name: (id, started at)} of one service."""
+        return {c["Names"][0]: (c["Id"], c["StartedAt"]) for c in self.containers(service)}
+
+    def cleanup(self) -> None:
+        projects = {c["Labels"].get("io.podman.compose.project") for c in self.containers()}
+        ids = [c["Id"] for c in self.containers()]
+        if ids:
+            sh("podman", "rm", "-f", "-t", "0", *ids, check=False)
+        for project in filter(None, projects):
+            sh("podman", "pod", "rm", "-f", f"pod_{project}", check=False)
+        for kind in ("network", "volume"):
+            listed = sh("podman", kind, "ls", "--format", "{{.Name}}", check=False).stdout.split()
+            doomed = [name for name in listed if name.startswith(self.prefix)]
+            if doomed:
+                sh("podman", kind, "rm", "-f", *doomed, check=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _environment() -> None:
+    """Fail loudly (not skip) when the machine is not set up: `make test` runs hack/setup.sh first."""
+    assert shutil.which("podman"), "podman is missing: run `make setup`"
+    assert shutil.which("ansible-playbook"), "ansible-playbook is not on PATH: run the tests through `make test`"
+    assert sh("podman", "image", "exists", IMAGE, check=False).returncode == 0, f"{IMAGE} is missing: run `make setup`"
+
+
+@pytest.fixture
+def host(tmp_path: Path):
+    podops = Host(tmp_path)
+    yield podops
+    podops.cleanup()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> EnvRepo:
+    return EnvRepo(tmp_path / "env-repo")
