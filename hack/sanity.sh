@@ -12,8 +12,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
-PODOPS_TOP=$top
-. hack/env.sh
+. hack/env.sh  # top=$(pwd): PATH gets .venv/bin
 
 python=${SANITY_PYTHON:-3.11}
 ns=podops
@@ -41,16 +40,24 @@ mkdir -p "$dest"
 git -c core.quotePath=false ls-files -co --exclude-standard |
     while IFS= read -r f; do
         if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\n' "$f"; fi
-    done |
-    tar -cf - --verbatim-files-from -T - | tar -xf - -C "$dest"
+    done >"$root/files.txt"
+[ -s "$root/files.txt" ] || { echo "sanity: git lists no files in $top" >&2; exit 1; }
+tar -cf - --verbatim-files-from -T "$root/files.txt" | tar -xf - -C "$dest"
+# stage exactly that list (-f: also files that match a .gitignore but are tracked here), so that
+# ansible-test's `git ls-files --cached --others --exclude-standard` in the copy sees the same files
 git -C "$dest" init -q
-echo "sanity: copied $(git -C "$dest" ls-files -o --exclude-standard | wc -l) files to $dest"
+git --literal-pathspecs -C "$dest" add -f --pathspec-from-file="$root/files.txt"
+echo "sanity: copied $(git -C "$dest" ls-files | wc -l) files to $dest"
 
 # 2. offline get-pip stand-in, under the name ansible-test derives from its pinned pip version
+# (ansible-test has no option to print it; its private API first, the source text as a fallback)
 pip_version=$(python -c '
 import types
 from ansible_test._internal.python_requirements import get_venv_packages
-print(get_venv_packages(types.SimpleNamespace(version="'"$python"'"))["pip"])')
+print(get_venv_packages(types.SimpleNamespace(version="'"$python"'"))["pip"])' 2>/dev/null) ||
+    pip_version=$(sed -n "s/^ *pip='\([0-9.]*\)',\{0,1\}$/\1/p" \
+        "$(python -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py" | head -n 1)
+[ -n "$pip_version" ] || { echo "sanity: cannot find the pip version ansible-test pins" >&2; exit 1; }
 cache="${HOME}/.ansible/test/cache/get_pip_$(printf '%s' "$pip_version" | tr . _).py"
 if [ ! -s "$cache" ]; then
     mkdir -p "$(dirname "$cache")"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import typing as t
@@ -71,6 +72,13 @@ class Container:
             image_id=entry.get("ImageID", ""),
             labels=entry.get("Labels") or {},
         )
+
+
+def compose_version(text: str) -> tuple[int, ...]:
+    """podman-compose's own version from ``--version`` (1.6.0: ``podman-compose version 1.6.0``;
+    1.0.x prints podman's version first and then ``podman-composer version  1.0.3``)."""
+    match = re.search(r"podman-compose\w*\s+version\s+(\S+)", text or "", re.IGNORECASE)
+    return parse_version(match.group(1)) if match else ()
 
 
 def find_executable(name: str, explicit: str | None = None) -> str | None:
@@ -165,7 +173,7 @@ class PodmanCompose:
     def check_version(self) -> tuple[int, ...]:
         if self._version is None:
             rc, out, err = self.run([self.executable, "--version"])
-            version = parse_version(out.splitlines()[0] if out else "")
+            version = compose_version(out)
             if rc != 0 or not version:
                 raise PodopsError(f"'{self.executable} --version' failed: {last_lines(err or out)}")
             if version < MIN_PODMAN_COMPOSE_VERSION:

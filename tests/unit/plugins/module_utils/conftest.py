@@ -12,7 +12,6 @@ import subprocess
 import typing as t
 
 import pytest
-
 from ansible_collections.podops.gitops.plugins.module_utils._podman import Container
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -9,7 +9,6 @@ import json
 import os
 
 import pytest
-
 from ansible_collections.podops.gitops.plugins.module_utils._common import PodopsError
 from ansible_collections.podops.gitops.plugins.module_utils._compose import (
     EnvFileRef,
@@ -61,24 +60,22 @@ def test_interpolate(text, variables, expected):
 
 
 def test_parse_dotenv():
-    text = "\n".join(
-        [
-            "# a comment",
-            "",
-            "export A=1",
-            "B = two words  ",
-            'C="quoted # not a comment"',
-            "D='single'",
-            "E=value # trailing comment",
-            "F=",
-            "G=a=b",
-            "   # indented comment",
-            "this line is not an assignment",
-            "H=abc#def",
-            "I=\"it's\"",
-            "dotted.key-name=ok",
-            "A=2",
-        ]
+    text = (
+        "# a comment\n"
+        "\n"
+        "export A=1\n"
+        "B = two words  \n"
+        'C="quoted # not a comment"\n'
+        "D='single'\n"
+        "E=value # trailing comment\n"
+        "F=\n"
+        "G=a=b\n"
+        "   # indented comment\n"
+        "this line is not an assignment\n"
+        "H=abc#def\n"
+        'I="it\'s"\n'
+        "dotted.key-name=ok\n"
+        "A=2\n"
     )
 
     assert parse_dotenv(text) == {
@@ -97,11 +94,11 @@ def test_parse_dotenv():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: a quoted value followed by an inline comment keeps its quotes (TAG=\"1.2\" # pinned -> '\"1.2\"'); "
+    reason='BUG: a quoted value followed by an inline comment keeps its quotes (TAG="1.2" # pinned -> \'"1.2"\'); '
     "podman-compose (python-dotenv) reads 1.2, so podops plans another image, project name or port than compose runs",
 )
 def test_parse_dotenv_quoted_value_with_inline_comment():
-    assert parse_dotenv('TAG="1.2" # pinned\nNAME=\'shop\'  # the stack\n') == {"TAG": "1.2", "NAME": "shop"}
+    assert parse_dotenv("TAG=\"1.2\" # pinned\nNAME='shop'  # the stack\n") == {"TAG": "1.2", "NAME": "shop"}
 
 
 # --- load_project ----------------------------------------------------------------------------------------
@@ -368,9 +365,7 @@ def project_with(tmp_path, xpodops):
 
 
 def test_x_podops_defaults():
-    assert Settings() == Settings(
-        strategy="recreate", health_timeout=60.0, health_samples=3, health_interval=0.5, ignore=[], order=50, oneshot=[]
-    )
+    assert Settings() == Settings(strategy="recreate", health_timeout=60.0, health_samples=3, health_interval=0.5, ignore=[], order=50, oneshot=[])
 
 
 def test_x_podops_settings_are_read(tmp_path):
@@ -379,9 +374,7 @@ def test_x_podops_settings_are_read(tmp_path):
         {"strategy": "recreate", "health": {"timeout": 5, "samples": 2, "interval": 0}, "ignore": "*.md", "order": 10, "oneshot": ["migrate"]},
     ).settings
 
-    assert settings == Settings(
-        strategy="recreate", health_timeout=5.0, health_samples=2, health_interval=0.0, ignore=["*.md"], order=10, oneshot=["migrate"]
-    )
+    assert settings == Settings(strategy="recreate", health_timeout=5.0, health_samples=2, health_interval=0.0, ignore=["*.md"], order=10, oneshot=["migrate"])
 
 
 def test_x_podops_partial_health_keeps_other_defaults(tmp_path):

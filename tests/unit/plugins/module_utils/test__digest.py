@@ -10,7 +10,6 @@ import os
 import re
 
 import pytest
-
 from ansible_collections.podops.gitops.plugins.module_utils._common import PodopsError
 from ansible_collections.podops.gitops.plugins.module_utils._digest import (
     MISSING,
