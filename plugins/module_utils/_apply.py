@@ -95,6 +95,11 @@ class Deployer:
             # Nothing was stopped: the running version (if any) is untouched.
             return Outcome(FAILED, str(exc), time.monotonic() - started)
         try:
+            old_project = (recorded or {}).get("project")
+            if old_project and old_project != spec.project_name:
+                # The compose 'name:' changed: the old project would keep running beside the new one
+                # (and hold its ports). It comes back from the snapshot if the new one fails.
+                self.podman.remove_project(old_project)
             self._up(spec.name, spec.project_name, project, self.labels(spec.name, spec.digest, self.commit))
         except PodopsError as exc:
             outcome = self.rollback(spec, recorded, str(exc))

@@ -144,8 +144,8 @@ def parse_dotenv(text: str) -> dict[str, str]:
         if not match:
             continue
         key, value = match.group(1), match.group(2).strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
+        if value[:1] in ("'", '"') and value.find(value[0], 1) > 0:
+            value = value[1 : value.find(value[0], 1)]  # quoted: up to the closing quote, comment after it
         elif " #" in value:
             value = value.split(" #", 1)[0].rstrip()
         values[key] = value
@@ -235,7 +235,7 @@ def _settings(raw: t.Any, compose_name: str, services: t.Mapping[str, t.Any]) ->
         raise PodopsError(f"{where}.order must be an integer (lower deploys first), not {order!r}")
     settings.order = order
     oneshot = raw.get("oneshot") or []
-    if not isinstance(oneshot, list) or any(name not in services for name in oneshot):
+    if not isinstance(oneshot, list) or not all(isinstance(name, str) and name in services for name in oneshot):
         raise PodopsError(f"{where}.oneshot must list compose services of this file that may exit with code 0")
     settings.oneshot = oneshot
     return settings

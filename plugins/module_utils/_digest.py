@@ -73,8 +73,10 @@ def file_entry(path: str) -> tuple[str, str] | None:
     """(mode, sha256) of one file: mode ``f`` regular, ``x`` executable, ``l`` symlink (hash of the target)."""
     try:
         info = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as exc:
+        raise PodopsError(f"cannot read {path}: {exc.strerror}; podops needs read access to every file of a service") from exc
     if stat.S_ISLNK(info.st_mode):
         return "l", hashlib.sha256(os.fsencode(os.readlink(path))).hexdigest()
     if not stat.S_ISREG(info.st_mode):

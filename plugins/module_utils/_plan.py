@@ -165,7 +165,7 @@ def discover(
             spec.project = load_project(spec.service_dir)
             spec.project_name = project_name(prefix, name, spec.project.name)
             always = [(os.path.basename(spec.project.compose_file), spec.project.compose_file, True)]
-            always += [(ref.ref, ref.path, ref.required) for ref in spec.project.env_files]
+            always += [(env_key(ref.ref, ref.path, spec.service_dir), ref.path, ref.required) for ref in spec.project.env_files]
             spec.files = file_map(spec.service_dir, rel_files, always, spec.project.settings.ignore)
         except PodopsError as exc:
             spec.error = str(exc)
@@ -174,7 +174,28 @@ def discover(
             except PodopsError:
                 spec.files = {}
         spec.digest = digest_of(spec.files)
+    mark_project_clashes(specs)
     return specs, set(candidates), warnings, commit
+
+
+def env_key(ref: str, path: str, service_dir: str) -> str:
+    """How a file the project reads is named in the file map: like the tracked files, relative to the
+    service folder (``app.env``, ``../../secrets/app.env``); absolute when written absolute."""
+    return path if os.path.isabs(os.path.expanduser(ref)) else os.path.relpath(path, service_dir)
+
+
+def mark_project_clashes(specs: t.Mapping[str, ServiceSpec]) -> None:
+    """Two folders that resolve to one compose project would remove each other's containers."""
+    owners: dict[str, list[str]] = {}
+    for spec in specs.values():
+        owners.setdefault(spec.project_name, []).append(spec.name)
+    for project, names in owners.items():
+        if len(names) > 1:
+            for name in names:
+                specs[name].error = (
+                    f"services {', '.join(sorted(names))} all use the compose project name {project!r}; "
+                    "give each its own top-level 'name:' (or none, to use the folder name)"
+                )
 
 
 def live_by_project(containers: t.Iterable[Container]) -> dict[str, list[Container]]:
@@ -215,7 +236,7 @@ def decide(spec: ServiceSpec, recorded: dict | None, containers: t.Sequence[Cont
             item.reason = "adopted"  # running with this very digest (state lost or first run of a new state dir)
             return item
         item.action = DEPLOY
-        item.reason = "retry" if recorded.get("failed_digest") else "new"
+        item.reason = "retry" if recorded.get("failed_digest") == spec.digest else "new"
         item.changed_files = sorted(spec.files) if not recorded else []
         return item
     if recorded["digest"] != spec.digest:

@@ -25,7 +25,7 @@ RESULTS = ("ok", "changed", "failed")
 
 def new_run_id(started: str) -> str:
     """Sortable and unique: ``20261126T123456Z-3f9a1c``."""
-    stamp = started.replace("-", "").replace(":", "").split(".")[0] + "Z"
+    stamp = started.replace("-", "").replace(":", "").split(".")[0].rstrip("Z") + "Z"
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
@@ -91,8 +91,8 @@ def write_report(state_dir: str, report: t.Mapping[str, t.Any], keep: int = 100)
     path = os.path.join(runs, f"{report['run_id']}.json")
     write_json(path, report)
     write_json(os.path.join(state_dir, "last-run.json"), report)
-    names = sorted(name for name in os.listdir(runs) if name.endswith(".json"))
-    for name in names[: max(0, len(names) - keep)]:
+    names = sorted((os.stat(os.path.join(runs, name)).st_mtime_ns, name) for name in os.listdir(runs) if name.endswith(".json"))
+    for _mtime, name in names[: max(0, len(names) - keep)]:
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(runs, name))
     return path

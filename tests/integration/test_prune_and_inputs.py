@@ -19,8 +19,7 @@ def test_removed_service_is_orphaned_then_pruned_volumes_kept(host, repo):
     compose = (repo.path / "services/gone/compose.yaml").read_text()
     repo.write(
         "services/gone/compose.yaml",
-        compose.replace('volumes: ["./site:/www:ro"]', 'volumes: ["./site:/www:ro", "gone-data:/data"]')
-        + "volumes:\n  gone-data:\nnetworks:\n  default:\n",
+        compose.replace('volumes: ["./site:/www:ro"]', 'volumes: ["./site:/www:ro", "gone-data:/data"]') + "volumes:\n  gone-data:\nnetworks:\n  default:\n",
     )
     repo.commit()
     assert host.reconcile(repo).rc == 0
@@ -138,8 +137,15 @@ def test_second_reconcile_waits_or_refuses_and_a_killed_run_leaves_no_lock(host,
     repo.commit()
     lock = host.state_dir / "reconcile.lock"
     host.state_dir.mkdir(parents=True)
+    hold = (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(600)\n"
+    )
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import fcntl,os,time; fd=os.open({str(lock)!r}, os.O_RDWR|os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(600)"],
+        [sys.executable, "-c", hold, str(lock)],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -194,11 +194,6 @@ def test_never_deployed_service_that_failed_is_retried(repo, plan_of):
     assert (item.action, item.reason, item.previous_digest, item.changed_files) == ("deploy", "retry", None, [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _plan.decide reports 'retry' for a never-deployed service whenever failed_digest is set, even when the "
-    "files changed since that failure (the branch with a recorded digest compares failed_digest with the current digest)",
-)
 def test_never_deployed_service_changed_since_its_failure_is_not_a_retry(repo, plan_of):
     state = {"web": {"project": "web", "service_dir": "services/web", "digest": None, "files": {}, "status": "failed", "failed_digest": "1" * 64}}
 
@@ -398,11 +393,6 @@ def test_missing_required_env_file_fails_the_service(repo, write_tree, plan_of):
     assert item.error == (f"env file ../../secrets/web.env ({os.path.join(repo, 'secrets', 'web.env')}) does not exist; create it or mark it 'required: false'")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: file_entry lets NotADirectoryError/PermissionError out of lstat and discover() catches only PodopsError: "
-    "one service whose env_file sits below a non-folder crashes the plan of every service",
-)
 def test_unreadable_env_file_path_fails_only_its_service(repo, write_tree, plan_of):
     write_tree(repo, {"secrets": "a file, not a folder", "services/web/compose.yaml": WEB_COMPOSE + "    env_file: ../../secrets/web.env\n"})
 
@@ -439,11 +429,6 @@ def test_gitignored_env_file_outside_the_folder_is_part_of_the_digest(repo, writ
     assert (plan.items["web"].action, plan.items["web"].changed_files) == ("deploy", ["../../secrets/web.env"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an env_file written './app.env' is keyed by its reference, so the tracked app.env appears twice in the "
-    "file map and a one-file change is reported as ['./app.env', 'app.env']",
-)
 def test_env_file_written_with_dot_slash_is_one_file(repo, git, write_tree, plan_of, make_container):
     write_tree(repo, {"services/web/app.env": "A=1\n", "services/web/compose.yaml": WEB_COMPOSE + "    env_file: ./app.env\n"})
     git(repo, "add", "-A")
@@ -490,11 +475,6 @@ def test_plan_writes_nothing(repo, git, write_tree, plan_of, make_container):
     assert (git(repo, "status", "--porcelain", "--ignored"), sorted(os.walk(repo))) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: make_plan does not check that project names are unique; two folders with the same compose 'name:' "
-    "(a copied service) share one project, and 'podman-compose up --remove-orphans' of one removes the other's containers",
-)
 def test_two_services_with_one_project_name_fail(repo, write_tree, plan_of):
     write_tree(repo, {"services/web2/compose.yaml": "name: web\n" + WEB_COMPOSE})
 
