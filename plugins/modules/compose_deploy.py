@@ -108,15 +108,18 @@ options:
     type: str
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - In check mode the plan is computed and returned, nothing is pulled, started or stopped, and the run report
         is written with C(check_mode=true).
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The diff lists each service with the action and reason, and the files that changed.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details:
       - A second run with an unchanged repo and healthy containers changes nothing and restarts nothing.

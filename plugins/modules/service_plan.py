@@ -14,7 +14,7 @@ description:
   - Computes the same plan as M(podops.gitops.compose_deploy) - for every service folder of the env repo whether it
     would be deployed, left unchanged, or is orphaned, with the reason and the changed files - and changes nothing.
   - One pass over all services (one C(git ls-files), one C(podman ps)); cheap enough to run on every webhook.
-  - RV(changed) is true when a reconcile would change something, so C(--check) runs show it.
+  - C(changed) is V(true) when a reconcile would change something, so C(--check) runs show it.
 author:
   - podops.gitops contributors (@podops)
 requirements:
@@ -53,14 +53,17 @@ options:
     type: str
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - The module never changes anything; it behaves the same in check mode.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The diff lists each service with its planned action, reason and changed files.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 seealso:
   - module: podops.gitops.compose_deploy

@@ -161,7 +161,8 @@ class Host:
             argv.append("--check")
         if diff:
             argv.append("--diff")
-        proc = subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=timeout, cwd=str(repo_dir) if repo_dir.is_dir() else None)
+        cwd = str(repo_dir) if repo_dir.is_dir() else None
+        proc = subprocess.run(argv, check=False, capture_output=True, text=True, env=self.env, timeout=timeout, cwd=cwd)
         try:
             output = json.loads(proc.stdout[proc.stdout.index("{") :]) if "{" in proc.stdout else {}
         except ValueError:
