@@ -237,7 +237,7 @@ class Reconciler:
 
     def summary(self, plan: Plan) -> list[str]:
         lines = []
-        for name, entry in self.services.items():
+        for name, entry in sorted(self.services.items()):
             text = f"{name}: {entry['action']} ({entry['reason']})"
             links = urls(plan.specs.get(name))
             if links and entry["action"] in (DEPLOYED, UNCHANGED, ROLLED_BACK):
