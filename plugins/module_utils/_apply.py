@@ -23,11 +23,11 @@ import typing as t
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ._common import LABEL_COMMIT, LABEL_DIGEST, LABEL_PREFIX, LABEL_SERVICE, PodopsError
+from ._common import LABEL_COMMIT, LABEL_DIGEST, LABEL_IMAGE, LABEL_PREFIX, LABEL_SERVICE, PodopsError
 from ._compose import ComposeProject, load_project
 from ._health import wait_healthy
 from ._plan import ServiceSpec
-from ._podman import Podman, PodmanCompose
+from ._podman import Container, Podman, PodmanCompose
 from ._state import SnapshotStore, atomic_write, ensure_dir
 
 try:
@@ -43,11 +43,39 @@ class Outcome:
     action: str
     error: str | None = None
     duration_s: float = 0.0
+    images: dict[str, str] | None = None  # compose service -> image ID now running (when it changed)
 
 
-def override_document(project: ComposeProject, labels: t.Mapping[str, str]) -> str:
-    """A compose file that only adds the podops labels to every service of ``project``."""
-    return yaml.safe_dump({"services": {name: {"labels": dict(labels)} for name in project.services}}, sort_keys=True)
+def override_document(
+    project: ComposeProject,
+    labels: t.Mapping[str, str],
+    images: t.Mapping[str, str] | None = None,
+    pins: t.Mapping[str, str] | None = None,
+) -> str:
+    """A compose file that adds the podops labels to every service of ``project``.
+
+    ``images`` adds ``io.podops.image`` (the image ID a container should run), so podman-compose recreates
+    exactly the containers whose image changed; ``pins`` replaces a service's image (rollback to an ID).
+    """
+    services: dict[str, dict] = {}
+    for name in project.services:
+        entry: dict[str, t.Any] = {"labels": dict(labels)}
+        if images and name in images:
+            entry["labels"][LABEL_IMAGE] = images[name]
+        if pins and name in pins:
+            entry["image"] = pins[name]
+        services[name] = entry
+    return yaml.safe_dump({"services": services}, sort_keys=True)
+
+
+def is_mutable(image: str) -> bool:
+    """A reference a registry can move: not pinned by digest, not a local-only ``localhost/`` image."""
+    return "@" not in image and not image.startswith("localhost/")
+
+
+def previous_image_ref(project_name: str, compose_service: str) -> str:
+    """Tag that keeps the image a service ran before an image update, so an image prune cannot take it."""
+    return f"localhost/podops-previous/{project_name}_{compose_service}:latest".lower()
 
 
 class Deployer:
@@ -63,11 +91,23 @@ class Deployer:
     def labels(self, service: str, digest: str, commit: str) -> dict[str, str]:
         return {LABEL_SERVICE: service, LABEL_DIGEST: digest, LABEL_COMMIT: commit, LABEL_PREFIX: self.prefix}
 
-    def _up(self, name: str, project_name: str, project: ComposeProject, labels: t.Mapping[str, str], suffix: str = "") -> None:
+    def _up(
+        self,
+        name: str,
+        project_name: str,
+        project: ComposeProject,
+        labels: t.Mapping[str, str],
+        images: t.Mapping[str, str] | None = None,
+        pins: t.Mapping[str, str] | None = None,
+        suffix: str = "",
+    ) -> None:
         ensure_dir(self.overrides)
         override = os.path.join(self.overrides, f"{name}{suffix}.yml")
-        atomic_write(override, override_document(project, labels))
-        self.compose.up(project_name, project.compose_file, override)
+        atomic_write(override, override_document(project, labels, images, pins))
+        # Containers of compose services that left the file (what --remove-orphans would do, see PodmanCompose.up).
+        stale = [c.name for c in self.podman.containers(label=None, project=project_name) if c.compose_service not in project.services]
+        self.podman.remove_containers(stale)
+        self.compose.up(project_name, project.compose_file, override, None if project.pod_setting else False)
         settings = project.settings
         wait_healthy(
             self.podman,
@@ -79,34 +119,41 @@ class Deployer:
             settings.health_interval,
         )
 
-    def ensure_images(self, project: ComposeProject) -> None:
-        for image in project.images():
-            if not self.podman.image_exists(image):
+    def ensure_images(self, project: ComposeProject, pull_mutable: bool = False) -> dict[str, str]:
+        """Pull what is missing (and, with ``pull_mutable``, every image not pinned by digest); return
+        ``{compose service: image ID}``. Runs before anything is stopped."""
+        refs = project.service_images()
+        for image in sorted(set(refs.values())):
+            if (pull_mutable and is_mutable(image)) or not self.podman.image_exists(image):
                 self.podman.pull(image)
+        ids = self.podman.image_ids(sorted(set(refs.values())))
+        return {svc: ids[ref] for svc, ref in refs.items() if ref in ids}
 
-    def deploy(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any] | None, repo_dir: str) -> Outcome:
+    def deploy(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any] | None, repo_dir: str, pull: bool = False) -> Outcome:
         started = time.monotonic()
         project = spec.project
         if project is None or spec.digest is None:  # the plan never sends these; guard anyway
             return Outcome(FAILED, spec.error or "service could not be read")
         try:
-            self.ensure_images(project)
+            images = self.ensure_images(project, pull_mutable=pull)
         except PodopsError as exc:
             # Nothing was stopped: the running version (if any) is untouched.
             return Outcome(FAILED, str(exc), time.monotonic() - started)
         try:
+            # Containers made by hand under this project's names would block podman-compose (drift).
+            self.podman.remove_containers(spec.squatters)
             old_project = (recorded or {}).get("project")
             if old_project and old_project != spec.project_name:
                 # The compose 'name:' changed: the old project would keep running beside the new one
                 # (and hold its ports). It comes back from the snapshot if the new one fails.
                 self.podman.remove_project(old_project)
-            self._up(spec.name, spec.project_name, project, self.labels(spec.name, spec.digest, self.commit))
+            self._up(spec.name, spec.project_name, project, self.labels(spec.name, spec.digest, self.commit), images)
         except PodopsError as exc:
             outcome = self.rollback(spec, recorded, str(exc))
             outcome.duration_s = time.monotonic() - started
             return outcome
         self.snapshots.save(spec.name, repo_dir, spec.rel_dir, spec.files)
-        return Outcome(DEPLOYED, None, time.monotonic() - started)
+        return Outcome(DEPLOYED, None, time.monotonic() - started, images)
 
     def rollback(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any] | None, error: str) -> Outcome:
         recorded = recorded or {}
@@ -114,16 +161,49 @@ class Deployer:
         if snap_dir is None:
             if spec.project is not None:
                 override = os.path.join(self.overrides, f"{spec.name}.yml")
-                self.compose.stop(spec.project_name, spec.project.compose_file, override)
+                self.compose.stop(spec.project_name, spec.project.compose_file, override, None if spec.project.pod_setting else False)
             return Outcome(FAILED, f"{error} (no earlier version to go back to; its containers were stopped)")
         try:
             compose_name = recorded.get("compose_file")
             old = load_project(snap_dir, os.path.join(snap_dir, compose_name) if compose_name else None)
             labels = self.labels(spec.name, recorded["digest"], recorded.get("commit") or "")
-            self._up(spec.name, recorded.get("project") or spec.project_name, old, labels, suffix=".rollback")
+            images = dict(recorded.get("images") or {})
+            # The last good images by ID: a tag that moved since must not bring the new image back.
+            pins = {svc: image_id for svc, image_id in images.items() if svc in old.services and self.podman.image_exists(image_id)}
+            self._up(spec.name, recorded.get("project") or spec.project_name, old, labels, images, pins, suffix=".rollback")
         except PodopsError as exc:
             return Outcome(FAILED, f"{error}; putting the last good version back failed too: {exc}")
         return Outcome(ROLLED_BACK, error)
+
+    def update_images(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any], running: t.Sequence[Container], pull: bool = True) -> Outcome | None:
+        """Fresh images for an unchanged service: pull its mutable images and recreate only the containers
+        whose image changed, health-gated; on failure the previous image runs again. None: nothing to do."""
+        started = time.monotonic()
+        project = spec.project
+        if project is None:
+            return None
+        try:
+            images = self.ensure_images(project, pull_mutable=pull)
+        except PodopsError as exc:
+            return Outcome(FAILED, str(exc), time.monotonic() - started)
+        before = {c.compose_service: c.image_id for c in running if c.image_id}
+        changed = sorted(svc for svc, image_id in images.items() if svc in before and before[svc] != image_id)
+        if not changed:
+            return None
+        digest = recorded.get("digest") or spec.digest or ""
+        labels = self.labels(spec.name, digest, recorded.get("commit") or self.commit)
+        try:
+            for svc in changed:
+                self.podman.tag(before[svc], previous_image_ref(spec.project_name, svc))
+            self._up(spec.name, spec.project_name, project, labels, images)
+        except PodopsError as exc:
+            error = f"new image for {', '.join(changed)} failed: {exc}"
+            try:
+                self._up(spec.name, spec.project_name, project, labels, before, pins=before, suffix=".rollback")
+            except PodopsError as again:
+                return Outcome(FAILED, f"{error}; going back to the previous image failed too: {again}", time.monotonic() - started)
+            return Outcome(ROLLED_BACK, f"{error}; the previous image runs again", time.monotonic() - started, before)
+        return Outcome(DEPLOYED, None, time.monotonic() - started, images)
 
 
 def waves(specs: t.Iterable[ServiceSpec]) -> list[list[ServiceSpec]]:
@@ -136,20 +216,19 @@ def waves(specs: t.Iterable[ServiceSpec]) -> list[list[ServiceSpec]]:
 
 
 def apply_all(
-    deployer: Deployer,
     specs: t.Sequence[ServiceSpec],
-    state: dict[str, dict],
-    repo_dir: str,
+    work: t.Callable[[ServiceSpec], Outcome | None],
     parallel: int,
-    on_done: t.Callable[[ServiceSpec, Outcome], None],
-) -> dict[str, Outcome]:
-    """Deploy ``specs`` wave by wave with at most ``parallel`` at once; ``on_done`` records each result."""
-    outcomes: dict[str, Outcome] = {}
+    on_done: t.Callable[[ServiceSpec, Outcome | None], None],
+) -> dict[str, Outcome | None]:
+    """Run ``work`` (a deploy, an image update) for ``specs`` wave by wave, at most ``parallel`` at once;
+    ``on_done`` records each result as it comes."""
+    outcomes: dict[str, Outcome | None] = {}
     lock = threading.Lock()
 
     def run(spec: ServiceSpec) -> None:
         try:
-            outcome = deployer.deploy(spec, state.get(spec.name), repo_dir)
+            outcome = work(spec)
         except Exception as exc:  # noqa: BLE001 - one service's surprise must not stop the others
             outcome = Outcome(FAILED, f"unexpected error: {type(exc).__name__}: {exc}")
         with lock:

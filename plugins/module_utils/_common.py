@@ -16,6 +16,7 @@ LABEL_SERVICE = "io.podops.service"
 LABEL_DIGEST = "io.podops.digest"
 LABEL_COMMIT = "io.podops.commit"
 LABEL_PREFIX = "io.podops.prefix"
+LABEL_IMAGE = "io.podops.image"
 LABEL_COMPOSE_PROJECT = "io.podman.compose.project"
 LABEL_COMPOSE_SERVICE = "com.docker.compose.service"
 
@@ -59,6 +60,11 @@ def version_str(version: tuple[int, ...]) -> str:
     return ".".join(str(part) for part in version)
 
 
+# podman's complaints on hosts without systemd that say nothing about the failure at hand.
+_NOISE = ("unable to get systemd connection", "Removing timer for container", "failed to connect to syslog")
+
+
 def last_lines(text: str, count: int = 5) -> str:
-    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    """The last ``count`` meaningful lines of a tool's output, for error messages."""
+    lines = [line for line in (text or "").strip().splitlines() if line.strip() and not any(noise in line for noise in _NOISE)]
     return "\n".join(lines[-count:])

@@ -36,7 +36,7 @@ except ImportError as exc:  # pragma: no cover - reported by the modules with mi
 STRATEGIES = ("recreate",)
 HEALTH_DEFAULTS = {"timeout": 60.0, "samples": 3, "interval": 0.5}
 DEFAULT_ORDER = 50
-XPODOPS_KEYS = ("strategy", "health", "ignore", "order", "oneshot", "slots")
+XPODOPS_KEYS = ("strategy", "health", "ignore", "order", "oneshot", "slots", "image_updates")
 
 
 @dataclass
@@ -59,6 +59,7 @@ class Settings:
     ignore: list[str] = field(default_factory=list)
     order: int = DEFAULT_ORDER
     oneshot: list[str] = field(default_factory=list)
+    image_updates: bool | None = None  # None: follow podops_image_updates
 
 
 @dataclass
@@ -70,6 +71,22 @@ class ComposeProject:
     settings: Settings
     dotenv: dict[str, str]
     env_files: list[EnvFileRef]
+    pod_setting: bool = False  # the file chooses pod use itself (x-podman.in_pod)
+
+    def service_images(self, environ: t.Mapping[str, str] | None = None) -> dict[str, str]:
+        """``{compose service: image}`` for services that are not built locally, interpolated."""
+        variables = self.variables(environ)
+        return {name: interpolate(str(svc["image"]), variables) for name, svc in self.services.items() if svc.get("image") and not svc.get("build")}
+
+    def container_names(self, project_name: str, environ: t.Mapping[str, str] | None = None) -> dict[str, str]:
+        """``{compose service: container name}`` as podman-compose names them (``container_name`` or
+        ``<project>_<service>_1``), for the services ``up`` starts."""
+        variables = self.variables(environ)
+        names = {}
+        for name in self.started_services():
+            fixed = self.services[name].get("container_name")
+            names[name] = interpolate(str(fixed), variables) if fixed else f"{project_name}_{name}_1"
+        return names
 
     def images(self, environ: t.Mapping[str, str] | None = None) -> list[str]:
         """Images of services that are not built locally, interpolated, in file order."""
@@ -238,6 +255,10 @@ def _settings(raw: t.Any, compose_name: str, services: t.Mapping[str, t.Any]) ->
     if not isinstance(oneshot, list) or not all(isinstance(name, str) and name in services for name in oneshot):
         raise PodopsError(f"{where}.oneshot must list compose services of this file that may exit with code 0")
     settings.oneshot = oneshot
+    image_updates = raw.get("image_updates")
+    if image_updates is not None and not isinstance(image_updates, bool):
+        raise PodopsError(f"{where}.image_updates must be true or false, not {image_updates!r}")
+    settings.image_updates = image_updates
     return settings
 
 
@@ -303,4 +324,5 @@ def load_project(service_dir: str, compose_file: str | None = None, environ: t.M
         settings=_settings(data.get("x-podops"), compose_name, services),
         dotenv=dotenv,
         env_files=_env_file_refs(service_dir, compose_name, services, variables),
+        pod_setting=isinstance(data.get("x-podman"), dict) and "in_pod" in data["x-podman"],
     )

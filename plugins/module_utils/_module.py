@@ -17,10 +17,40 @@ COMMON_ARGSPEC: dict[str, dict[str, t.Any]] = {
     "repo_dir": {"type": "path", "required": True},
     "services_dir": {"type": "str", "default": "services"},
     "state_dir": {"type": "path"},
-    "services": {"type": "list", "elements": "str", "default": []},
     "project_prefix": {"type": "str", "default": ""},
     "podman_executable": {"type": "str"},
 }
+
+# The options of the modules that take the host lock and write a run report (doc fragment common.run).
+RUN_ARGSPEC: dict[str, dict[str, t.Any]] = {
+    "trigger": {"type": "str", "default": "cli", "choices": ["cli", "timer", "webhook", "laptop"]},
+    "parallel": {"type": "int", "default": 4},
+    "lock_timeout": {"type": "float", "default": 300},
+    "keep_runs": {"type": "int", "default": 100},
+    "fail_on_service_error": {"type": "bool", "default": True},
+    "compose_executable": {"type": "str"},
+}
+
+
+def run_and_exit(module: t.Any, options: Options) -> None:
+    """Run a reconcile (or a redeploy) for a module and exit with its result; service failures fail the task
+    unless O(fail_on_service_error=false)."""
+    from ._common import PodopsError
+    from ._reconcile import Reconciler
+
+    try:
+        result = Reconciler(options, make_runner(module), module.check_mode).run()
+    except PodopsError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    for warning in result.pop("warnings"):
+        module.warn(warning)
+    diff_text = result.pop("diff_text")
+    if module._diff:
+        result["diff"] = {"prepared": diff_text}
+    failed = result["failed_services"]
+    if failed and module.params["fail_on_service_error"]:
+        module.fail_json(msg=f"service(s) failed: {', '.join(failed)}; see the report {result['report_path']}", **result)
+    module.exit_json(**result)
 
 
 def default_state_dir() -> str:
@@ -59,4 +89,6 @@ def options_from_params(params: t.Mapping[str, t.Any]) -> Options:
         keep_runs=int(params.get("keep_runs") or 100),
         podman_executable=params.get("podman_executable"),
         compose_executable=params.get("compose_executable"),
+        image_updates=bool(params.get("image_updates", False)),
+        redeploy=params.get("service"),
     )

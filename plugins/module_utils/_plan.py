@@ -38,6 +38,7 @@ class ServiceSpec:
     files: dict[str, str] = field(default_factory=dict)
     digest: str | None = None
     error: str | None = None
+    squatters: list[str] = field(default_factory=list)  # containers holding this project's names, made by hand
 
 
 @dataclass
@@ -105,6 +106,29 @@ def select(names: t.Sequence[str], selectors: t.Sequence[str] | None) -> tuple[s
     return chosen, warnings
 
 
+def list_services(services_path: str) -> tuple[list[str], list[str]]:
+    """Names of the service folders (a folder with a compose file), sorted, and warnings for the rest."""
+    if not os.path.isdir(services_path):
+        raise PodopsError(
+            f"the services folder {services_path} does not exist; nothing was changed. Put one folder per service there, or set podops_services_dir."
+        )
+    warnings: list[str] = []
+    names = []
+    folder = os.path.basename(os.path.normpath(services_path))
+    for entry in sorted(os.listdir(services_path)):
+        path = os.path.join(services_path, entry)
+        if entry.startswith(".") or not os.path.isdir(path):
+            continue  # stray files (README.md, .gitkeep) are never services
+        if not SERVICE_NAME_RE.match(entry):
+            warnings.append(f"{folder}/{entry} ignored: a service folder name may use letters, digits, '.', '_' and '-'")
+            continue
+        if find_compose_file(path) is None:
+            warnings.append(f"{folder}/{entry} ignored: it has no compose file")
+            continue
+        names.append(entry)
+    return names, warnings
+
+
 def discover(
     runner: Runner,
     repo_dir: str,
@@ -117,23 +141,7 @@ def discover(
     if not os.path.isdir(repo_dir):
         raise PodopsError(f"podops_repo_dir {repo_dir} does not exist or is not a folder; point it at a checkout of your env repo")
     services_path = os.path.join(repo_dir, services_dir)
-    if not os.path.isdir(services_path):
-        raise PodopsError(
-            f"the services folder {services_path} does not exist; nothing was changed. Put one folder per service there, or set podops_services_dir."
-        )
-    warnings: list[str] = []
-    candidates = []
-    for entry in sorted(os.listdir(services_path)):
-        path = os.path.join(services_path, entry)
-        if entry.startswith(".") or not os.path.isdir(path):
-            continue  # stray files (README.md, .gitkeep) are never services
-        if not SERVICE_NAME_RE.match(entry):
-            warnings.append(f"services/{entry} ignored: a service folder name may use letters, digits, '.', '_' and '-'")
-            continue
-        if find_compose_file(path) is None:
-            warnings.append(f"{services_dir}/{entry} ignored: it has no compose file")
-            continue
-        candidates.append(entry)
+    candidates, warnings = list_services(services_path)
     if not candidates:
         raise PodopsError(
             f"the services folder {services_path} holds no service (a folder with a compose file); "
@@ -205,12 +213,29 @@ def live_by_project(containers: t.Iterable[Container]) -> dict[str, list[Contain
     return grouped
 
 
+def find_squatters(spec: ServiceSpec, by_name: t.Mapping[str, Container]) -> list[str]:
+    """Containers that hold a name this project's containers must have but are not part of the project
+    (recreated by hand with ``podman run --name ...``): podman-compose could not create ours beside them."""
+    if spec.project is None:
+        return []
+    squatters = []
+    for name in spec.project.container_names(spec.project_name).values():
+        container = by_name.get(name)
+        if container is not None and container.project != spec.project_name:
+            squatters.append(name)
+    return squatters
+
+
 def drift_reason(spec: ServiceSpec, recorded_digest: str, containers: t.Sequence[Container]) -> str | None:
     """Why the running project is not what podops deployed, or None when it is."""
+    if spec.squatters:
+        return f"container(s) {', '.join(spec.squatters)} were replaced by hand"
     if not containers:
         return "no container is running"
     oneshot = set(spec.project.settings.oneshot) if spec.project else set()
     for container in containers:
+        if LABEL_DIGEST not in container.labels:
+            return f"container {container.name} was not started by podops"
         if container.labels.get(LABEL_DIGEST) != recorded_digest:
             return f"container {container.name} runs another version"
         if container.state != "running" and not (container.compose_service in oneshot and container.exit_code == 0):
@@ -258,10 +283,19 @@ def make_plan(
     containers: t.Sequence[Container],
     prefix: str = "",
     selectors: t.Sequence[str] | None = None,
+    with_orphans: bool = True,
 ) -> Plan:
     specs, in_repo, warnings, commit = discover(runner, repo_dir, services_dir, prefix, selectors)
-    live = live_by_project(c for c in containers if c.labels.get(LABEL_PREFIX, "") == (prefix or ""))
-    items = {name: decide(spec, state.get(name), live.get(spec.project_name, [])) for name, spec in specs.items()}
+    # ``containers`` may be every container of the host: compose projects are matched by name, orphans
+    # only among containers podops labelled with this prefix.
+    by_project = live_by_project(c for c in containers if c.project)
+    by_name = {c.name: c for c in containers}
+    for spec in specs.values():
+        spec.squatters = find_squatters(spec, by_name)
+    items = {name: decide(spec, state.get(name), by_project.get(spec.project_name, [])) for name, spec in specs.items()}
+    if not with_orphans:
+        return Plan(commit=commit, items=dict(sorted(items.items())), specs=specs, live=by_project, warnings=warnings)
+    live = live_by_project(c for c in containers if LABEL_SERVICE in c.labels and c.labels.get(LABEL_PREFIX, "") == (prefix or ""))
 
     # Orphans: deployed by podops (state or labels) but no longer a selected service of the repo.
     orphans: dict[str, str] = {}
@@ -276,4 +310,4 @@ def make_plan(
     for name, project in sorted(orphans.items()):
         reason = "deselected" if name in in_repo else "removed"
         items[name] = PlanItem(name=name, action=ORPHANED, reason=reason, project_name=project, previous_digest=(state.get(name) or {}).get("digest"))
-    return Plan(commit=commit, items=dict(sorted(items.items())), specs=specs, live=live, warnings=warnings)
+    return Plan(commit=commit, items=dict(sorted(items.items())), specs=specs, live=by_project, warnings=warnings)

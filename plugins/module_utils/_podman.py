@@ -111,9 +111,12 @@ class Podman:
             raise PodopsError(f"podman {version_str(version)} is too old: podops needs podman >= {version_str(MIN_PODMAN_VERSION)}. Upgrade podman.")
         return version
 
-    def containers(self, label: str = LABEL_SERVICE, project: str | None = None) -> list[Container]:
-        """All containers (running or not) with ``label``, optionally of one compose project: one call."""
-        args = [self.executable, "ps", "-a", "--format", "json", "--filter", f"label={label}"]
+    def containers(self, label: str | None = LABEL_SERVICE, project: str | None = None) -> list[Container]:
+        """All containers (running or not) with ``label`` (None: every container), optionally of one
+        compose project: one call."""
+        args = [self.executable, "ps", "-a", "--format", "json"]
+        if label:
+            args += ["--filter", f"label={label}"]
         if project is not None:
             args += ["--filter", f"label={LABEL_COMPOSE_PROJECT}={project}"]
         rc, out, err = self.run(args)
@@ -133,6 +136,27 @@ class Podman:
         rc, out, err = self.run([self.executable, "pull", "--quiet", image])
         if rc != 0:
             raise PodopsError(f"image {image} could not be pulled: {last_lines(err or out, 2)}")
+
+    def image_ids(self, images: t.Sequence[str]) -> dict[str, str]:
+        """Local image ID of each image reference that exists here (one inspect per image: a single
+        ``podman image inspect a b`` fails as a whole when one is missing)."""
+        found: dict[str, str] = {}
+        for image in images:
+            rc, out, _err = self.run([self.executable, "image", "inspect", "--format", "{{.Id}}", image])
+            if rc == 0 and out.strip():
+                found[image] = out.strip().splitlines()[0]
+        return found
+
+    def tag(self, image_id: str, reference: str) -> None:
+        rc, _out, err = self.run([self.executable, "tag", image_id, reference])
+        if rc != 0:
+            raise PodopsError(f"could not tag image {image_id[:12]} as {reference}: {last_lines(err)}")
+
+    def remove_containers(self, names: t.Sequence[str], stop_timeout: int = 10) -> None:
+        if names:
+            rc, _out, err = self.run([self.executable, "rm", "-f", "-t", str(stop_timeout)] + list(names))
+            if rc != 0:
+                raise PodopsError(f"could not remove {', '.join(names)}: {last_lines(err)}")
 
     def healthcheck(self, container_id: str) -> bool:
         """Run the container's healthcheck now (works without systemd timers); True when healthy."""
@@ -184,10 +208,14 @@ class PodmanCompose:
             self._version = version
         return self._version
 
-    def base_args(self, project: str, compose_file: str, override_file: str) -> list[str]:
+    def base_args(self, project: str, compose_file: str, override_file: str, in_pod: bool | None = False) -> list[str]:
+        """``in_pod=False`` unless the compose file decides (None): podman-compose's default pod is removed
+        as a whole when one service is recreated, which takes the project's other containers with it."""
         service_dir = os.path.dirname(compose_file)
+        pod = [] if in_pod is None else ["--in-pod", "true" if in_pod else "false"]
         return [
             self.executable,
+            *pod,
             "--project-name",
             project,
             "-f",
@@ -199,12 +227,14 @@ class PodmanCompose:
             os.path.join(service_dir, ".env"),
         ]
 
-    def up(self, project: str, compose_file: str, override_file: str) -> None:
-        args = self.base_args(project, compose_file, override_file) + ["up", "-d", "--remove-orphans"]
+    def up(self, project: str, compose_file: str, override_file: str, in_pod: bool | None = False) -> None:
+        """``up -d`` without ``--remove-orphans``: podman-compose 1.6 passes it on to the ``down`` of the services
+        it recreates, which then removes every container of the project. podops removes orphans itself."""
+        args = self.base_args(project, compose_file, override_file, in_pod) + ["up", "-d"]
         rc, out, err = self.run(args, cwd=os.path.dirname(compose_file))
         if rc != 0:
             raise PodopsError(f"podman-compose up failed (rc {rc}): {last_lines(err or out)}")
 
-    def stop(self, project: str, compose_file: str, override_file: str) -> None:
-        args = self.base_args(project, compose_file, override_file) + ["stop"]
+    def stop(self, project: str, compose_file: str, override_file: str, in_pod: bool | None = False) -> None:
+        args = self.base_args(project, compose_file, override_file, in_pod) + ["stop"]
         self.run(args, cwd=os.path.dirname(compose_file))

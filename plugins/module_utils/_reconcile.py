@@ -14,8 +14,8 @@ import typing as t
 from dataclasses import dataclass, field
 
 from ._apply import DEPLOYED, FAILED, ROLLED_BACK, Deployer, Outcome, apply_all
-from ._common import PodopsError, Runner, utcnow
-from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, make_plan
+from ._common import SERVICE_NAME_RE, PodopsError, Runner, utcnow
+from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, list_services, make_plan
 from ._podman import Podman, PodmanCompose
 from ._report import TRIGGERS, build_report, new_run_id, service_entry, write_report
 from ._state import HostLock, SnapshotStore, StateStore
@@ -37,6 +37,8 @@ class Options:
     keep_runs: int = 100
     podman_executable: str | None = None
     compose_executable: str | None = None
+    image_updates: bool = False
+    redeploy: str | None = None  # podops.gitops.redeploy: this one service, with fresh images
 
     def validate(self) -> None:
         if not self.repo_dir:
@@ -54,15 +56,30 @@ class Options:
             raise PodopsError("podops_parallel must be at least 1")
         if self.project_prefix and not all(c.isalnum() or c in "_-" for c in self.project_prefix):
             raise PodopsError("podops_project_prefix may only use letters, digits, '_' and '-'")
+        if self.redeploy is not None:
+            self.validate_redeploy()
+
+    def validate_redeploy(self) -> None:
+        """The service to redeploy must be one folder of the repo: checked before anything runs."""
+        name = self.redeploy or ""
+        names, _warnings = list_services(os.path.join(self.repo_dir, self.services_dir))
+        listing = ", ".join(names) or "none"
+        if not SERVICE_NAME_RE.match(name):
+            raise PodopsError(f"podops_service must be the name of one service folder (letters, digits, '.', '_', '-'), not {name!r}. Services: {listing}")
+        if name not in names:
+            raise PodopsError(f"podops_service {name!r} is not a service of this env repo. Services: {listing}")
 
 
 def compute_plan(options: Options, runner: Runner, podman: Podman | None = None) -> tuple[Plan, dict[str, dict]]:
-    """The read-only part: state + live containers + repo -> plan."""
+    """The read-only part: state + live containers + repo -> plan (for a redeploy: of that one service)."""
     options.validate()
     state = StateStore(options.state_dir).load()
     podman = podman or Podman(runner, options.podman_executable)
-    containers = podman.containers()
-    plan = make_plan(runner, options.repo_dir, options.services_dir, state, containers, options.project_prefix, options.services)
+    containers = podman.containers(label=None)
+    selectors = [options.redeploy] if options.redeploy else options.services
+    plan = make_plan(
+        runner, options.repo_dir, options.services_dir, state, containers, options.project_prefix, selectors, with_orphans=options.redeploy is None
+    )
     return plan, state
 
 
@@ -95,8 +112,9 @@ def urls(spec: ServiceSpec | None) -> list[str]:
     return found
 
 
-def _record_success(spec: ServiceSpec, commit: str | None) -> dict[str, t.Any]:
+def _record_success(spec: ServiceSpec, commit: str | None, images: t.Mapping[str, str] | None = None) -> dict[str, t.Any]:
     return {
+        "images": dict(images or {}),
         "project": spec.project_name,
         "service_dir": spec.rel_dir,
         "compose_file": os.path.basename(spec.project.compose_file) if spec.project else None,
@@ -149,6 +167,8 @@ class Reconciler:
         if self.check_mode:
             for item in plan.items.values():
                 action = {DEPLOY: DEPLOYED, ORPHANED: PRUNED if options.prune else ORPHANED}.get(item.action, item.action)
+                if item.action == UNCHANGED and self._image_updates_for(plan.specs[item.name]) and self._local_image_differs(plan, item, podman):
+                    action, item.reason = DEPLOYED, "image"
                 self._entry(item, action)
         else:
             self._apply(plan, state, store, podman)
@@ -181,27 +201,74 @@ class Reconciler:
             duration_s=duration,
         )
 
+    @staticmethod
+    def _local_image_differs(plan: Plan, item: PlanItem, podman: Podman) -> bool:
+        """Check mode pulls nothing: compare the running containers with the images present locally."""
+        spec = plan.specs[item.name]
+        if spec.project is None:
+            return False
+        refs = spec.project.service_images()
+        local = podman.image_ids(sorted(set(refs.values())))
+        running = {c.compose_service: c.image_id for c in plan.live.get(spec.project_name, [])}
+        return any(svc in running and refs[svc] in local and local[refs[svc]] != running[svc] for svc in refs)
+
+    def _image_updates_for(self, spec: ServiceSpec) -> bool:
+        if self.options.redeploy:
+            return True
+        setting = spec.project.settings.image_updates if spec.project else None
+        return self.options.image_updates if setting is None else setting
+
     def _apply(self, plan: Plan, state: dict[str, dict], store: StateStore, podman: Podman) -> None:
         options = self.options
         to_deploy = [plan.specs[item.name] for item in plan.by_action(DEPLOY)]
-        if to_deploy:
+        to_refresh = [plan.specs[item.name] for item in plan.by_action(UNCHANGED) if self._image_updates_for(plan.specs[item.name])]
+        if to_deploy or to_refresh:
             compose = PodmanCompose(self.runner, options.compose_executable)
             compose.check_version()
             deployer = Deployer(podman, compose, options.state_dir, options.project_prefix, plan.commit)
+            recorded_before = dict(state)
 
-            def on_done(spec: ServiceSpec, outcome: Outcome) -> None:
+            def deployed(spec: ServiceSpec, outcome: Outcome | None) -> None:
                 item = plan.items[spec.name]
-                if outcome.action == DEPLOYED:
-                    state[spec.name] = _record_success(spec, plan.commit)
-                else:
+                if outcome is not None and outcome.action == DEPLOYED:
+                    state[spec.name] = _record_success(spec, plan.commit, outcome.images)
+                elif outcome is not None:
                     state[spec.name] = _record_failure(state.get(spec.name), spec, outcome.error or "failed")
-                self._entry(item, outcome.action, outcome.error, outcome.duration_s)
+                    if outcome.images is not None:
+                        state[spec.name]["images"] = outcome.images
+                self._entry(item, outcome.action if outcome else FAILED, outcome.error if outcome else None, outcome.duration_s if outcome else 0.0)
                 store.save(state)  # after every service: a killed run keeps what finished
 
-            apply_all(deployer, to_deploy, dict(state), options.repo_dir, options.parallel, on_done)
+            def refreshed(spec: ServiceSpec, outcome: Outcome | None) -> None:
+                item = plan.items[spec.name]
+                if outcome is None:
+                    return  # same images: nothing restarted, recorded below as unchanged
+                item.reason = "image"
+                entry = dict(state.get(spec.name) or _record_success(spec, plan.commit))
+                if outcome.images is not None:
+                    entry["images"] = outcome.images
+                if outcome.action == DEPLOYED:
+                    entry.update(status="ok", error=None, deployed_at=utcnow())
+                else:
+                    entry.update(status="failed", error=outcome.error, failed_at=utcnow())
+                state[spec.name] = entry
+                self._entry(item, outcome.action, outcome.error, outcome.duration_s)
+                store.save(state)
+
+            def deploy(spec: ServiceSpec) -> Outcome:
+                return deployer.deploy(spec, recorded_before.get(spec.name), options.repo_dir, pull=bool(options.redeploy))
+
+            def refresh(spec: ServiceSpec) -> Outcome | None:
+                running = plan.live.get(spec.project_name, [])
+                return deployer.update_images(spec, recorded_before.get(spec.name) or {}, running)
+
+            apply_all(to_deploy, deploy, options.parallel, deployed)
+            apply_all(to_refresh, refresh, options.parallel, refreshed)
 
         snapshots = SnapshotStore(options.state_dir)
         for item in plan.items.values():
+            if item.name in self.services:
+                continue
             if item.action == "failed":
                 spec = plan.specs[item.name]
                 state[item.name] = _record_failure(state.get(item.name), spec, item.error or "invalid")
@@ -210,7 +277,8 @@ class Reconciler:
                 recorded = state.get(item.name) or {}
                 spec = plan.specs[item.name]
                 if item.reason == "adopted" or not recorded.get("digest"):
-                    state[item.name] = _record_success(spec, plan.commit)
+                    running = plan.live.get(spec.project_name, [])
+                    state[item.name] = _record_success(spec, plan.commit, {c.compose_service: c.image_id for c in running if c.image_id})
                     snapshots.save(spec.name, options.repo_dir, spec.rel_dir, spec.files)
                 elif recorded.get("status") != "ok":
                     recorded.update(status="ok", error=None, failed_digest=None)

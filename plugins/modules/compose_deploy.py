@@ -31,28 +31,10 @@ description:
     if a run dies).
 author:
   - podops.gitops contributors (@podops)
-requirements:
-  - podman >= 4.0
-  - podman-compose >= 1.1.0 (1.6.0 recommended), next to the Python that runs the module or on E(PATH)
-  - git, when the env repo is a git checkout
-  - PyYAML
+extends_documentation_fragment:
+  - podops.gitops.common
+  - podops.gitops.common.run
 options:
-  repo_dir:
-    description:
-      - The env repo checkout (the folder that holds O(services_dir)).
-    type: path
-    required: true
-  services_dir:
-    description:
-      - Folder of the env repo, relative to O(repo_dir), with one sub-folder per service (compose project).
-      - A missing or empty services folder fails the run and changes nothing; it never prunes.
-    type: str
-    default: services
-  state_dir:
-    description:
-      - Where podops keeps its state, snapshots, overrides, run reports and lock (created 0700).
-      - Defaults to C(/var/lib/podops) for root and C($XDG_STATE_HOME/podops) (C(~/.local/state/podops)) otherwise.
-    type: path
   services:
     description:
       - Restrict this host to these services (names or shell globs). Empty means all.
@@ -61,51 +43,19 @@ options:
     type: list
     elements: str
     default: []
-  project_prefix:
-    description:
-      - Prefix of every compose project name podops creates (C(<prefix><service>)).
-    type: str
-    default: ''
   prune:
     description:
       - Remove the containers, pods and networks of services that left the repo. Volumes are never removed.
     type: bool
     default: false
-  trigger:
+  image_updates:
     description:
-      - What started this run; recorded in the run report.
-    type: str
-    choices: [cli, timer, webhook, laptop]
-    default: cli
-  parallel:
-    description:
-      - How many services may deploy at the same time.
-    type: int
-    default: 4
-  lock_timeout:
-    description:
-      - Seconds to wait for another reconcile on this host to finish. V(0) refuses at once.
-    type: float
-    default: 300
-  keep_runs:
-    description:
-      - How many run reports to keep under C(<state_dir>/runs/).
-    type: int
-    default: 100
-  fail_on_service_error:
-    description:
-      - Fail the task when a service failed or was rolled back. The reconcile role sets V(false) to print its summary
-        first and fail afterwards.
+      - Also pull the mutable images (tags, not digests) of unchanged services and apply the ones whose image
+        changed, health-gated, with the previous image kept and restored on failure (reason C(image)).
+      - A service's C(x-podops.image_updates) overrides this. In check mode nothing is pulled; the plan compares the
+        running containers with the local images.
     type: bool
-    default: true
-  podman_executable:
-    description:
-      - Path or name of the podman binary.
-    type: str
-  compose_executable:
-    description:
-      - Path or name of podman-compose. By default the one next to the Python running the module, else E(PATH).
-    type: str
+    default: false
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -129,6 +79,7 @@ notes:
   - The unit of deployment is the service folder; any change in it recreates that project's containers.
 seealso:
   - module: podops.gitops.service_plan
+  - module: podops.gitops.image_update
 """
 
 EXAMPLES = r"""
@@ -199,39 +150,21 @@ failed_services:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ..module_utils._common import PodopsError
 from ..module_utils._compose import HAS_YAML, YAML_IMPORT_ERROR
-from ..module_utils._module import COMMON_ARGSPEC, make_runner, options_from_params
-from ..module_utils._reconcile import Reconciler
+from ..module_utils._module import COMMON_ARGSPEC, RUN_ARGSPEC, options_from_params, run_and_exit
 
 
 def main() -> None:
-    argument_spec = dict(COMMON_ARGSPEC)
+    argument_spec = dict(COMMON_ARGSPEC, **RUN_ARGSPEC)
     argument_spec.update(
+        services={"type": "list", "elements": "str", "default": []},
         prune={"type": "bool", "default": False},
-        trigger={"type": "str", "default": "cli", "choices": ["cli", "timer", "webhook", "laptop"]},
-        parallel={"type": "int", "default": 4},
-        lock_timeout={"type": "float", "default": 300},
-        keep_runs={"type": "int", "default": 100},
-        fail_on_service_error={"type": "bool", "default": True},
-        compose_executable={"type": "str"},
+        image_updates={"type": "bool", "default": False},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_YAML:
         module.fail_json(msg=missing_required_lib("PyYAML"), exception=str(YAML_IMPORT_ERROR))
-    try:
-        result = Reconciler(options_from_params(module.params), make_runner(module), module.check_mode).run()
-    except PodopsError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    diff_text = result.pop("diff_text")
-    if module._diff:
-        result["diff"] = {"prepared": diff_text}
-    failed = result["failed_services"]
-    if failed and module.params["fail_on_service_error"]:
-        module.fail_json(msg=f"service(s) failed: {', '.join(failed)}; see the report {result['report_path']}", **result)
-    module.exit_json(**result)
+    run_and_exit(module, options_from_params(module.params))
 
 
 if __name__ == "__main__":

@@ -17,40 +17,15 @@ description:
   - C(changed) is V(true) when a reconcile would change something, so C(--check) runs show it.
 author:
   - podops.gitops contributors (@podops)
-requirements:
-  - podman >= 4.0
-  - git, when the env repo is a git checkout
-  - PyYAML
+extends_documentation_fragment:
+  - podops.gitops.common
 options:
-  repo_dir:
-    description:
-      - The env repo checkout.
-    type: path
-    required: true
-  services_dir:
-    description:
-      - Folder of the env repo, relative to O(repo_dir), with one sub-folder per service.
-    type: str
-    default: services
-  state_dir:
-    description:
-      - The podops state folder. Defaults to C(/var/lib/podops) for root, C(~/.local/state/podops) otherwise.
-    type: path
   services:
     description:
       - Restrict the plan to these services (names or shell globs). Empty means all.
     type: list
     elements: str
     default: []
-  project_prefix:
-    description:
-      - Prefix of the compose project names.
-    type: str
-    default: ''
-  podman_executable:
-    description:
-      - Path or name of the podman binary.
-    type: str
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -110,7 +85,8 @@ from ..module_utils._reconcile import compute_plan, plan_diff
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=dict(COMMON_ARGSPEC), supports_check_mode=True)
+    argument_spec = dict(COMMON_ARGSPEC, services={"type": "list", "elements": "str", "default": []})
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_YAML:
         module.fail_json(msg=missing_required_lib("PyYAML"), exception=str(YAML_IMPORT_ERROR))
     options = options_from_params(module.params)

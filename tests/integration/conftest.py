@@ -23,7 +23,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/podops-demo:1"
-PLAYBOOK_TASK = "Reconcile services (plan, apply, prune, record, report)"
+PLAYBOOK_TASKS = ("Reconcile services (plan, apply, prune, record, report)", "Redeploy the service with fresh images")
 
 
 def sh(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
@@ -119,7 +119,7 @@ class Run:
         """The compose_deploy task's result for localhost (empty when it did not run)."""
         for play in self.output.get("plays", []):
             for task in play.get("tasks", []):
-                if task["task"]["name"].endswith(PLAYBOOK_TASK):
+                if task["task"]["name"].endswith(PLAYBOOK_TASKS):
                     return next(iter(task["hosts"].values()))
         return {}
 
@@ -130,6 +130,9 @@ class Run:
                     if result.get("failed"):
                         return result.get("msg", "")
         return ""
+
+    def __repr__(self) -> str:
+        return f"Run(rc={self.rc}, failure={self.first_failure()!r}, stderr={self.stderr[-2000:]!r})"
 
     @property
     def changed(self) -> bool:
@@ -148,7 +151,19 @@ class Host:
         self.state_dir = tmp_path / "state"
         self.env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1")
 
-    def reconcile(self, repo: EnvRepo | Path, *args: str, check: bool = False, diff: bool = False, timeout: float = 600, **extra) -> Run:
+    def redeploy(self, repo: EnvRepo | Path, service: str, *args: str, **extra) -> Run:
+        return self.reconcile(repo, *args, playbook="podops.gitops.redeploy", podops_service=service, **extra)
+
+    def reconcile(
+        self,
+        repo: EnvRepo | Path,
+        *args: str,
+        check: bool = False,
+        diff: bool = False,
+        timeout: float = 600,
+        playbook: str = "podops.gitops.reconcile",
+        **extra,
+    ) -> Run:
         repo_dir = repo.path if isinstance(repo, EnvRepo) else repo
         variables = {
             "podops_repo_dir": str(repo_dir),
@@ -156,7 +171,7 @@ class Host:
             "podops_project_prefix": self.prefix,
         }
         variables.update(extra)
-        argv = ["ansible-playbook", "podops.gitops.reconcile", "-e", json.dumps(variables), *args]
+        argv = ["ansible-playbook", playbook, "-e", json.dumps(variables), *args]
         if check:
             argv.append("--check")
         if diff:
@@ -211,3 +226,54 @@ def host(tmp_path: Path):
 @pytest.fixture
 def repo(tmp_path: Path) -> EnvRepo:
     return EnvRepo(tmp_path / "env-repo")
+
+
+class Registry:
+    """Debian's docker-registry (the real distribution registry) on a loopback port of its own."""
+
+    def __init__(self, base: Path):
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.base = base
+        (base / "data").mkdir(parents=True)
+        (base / "config.yml").write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {base / 'data'}\nhttp:\n  addr: {self.host}\n")
+        self.registries_conf = base / "registries.conf"
+        self.registries_conf.write_text(f'[[registry]]\nlocation = "{self.host}"\ninsecure = true\n')
+        self.proc = subprocess.Popen(["docker-registry", "serve", str(base / "config.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1).read()
+                break
+            except (urllib.error.URLError, OSError):
+                assert time.monotonic() < deadline, "docker-registry did not start"
+                time.sleep(0.1)
+
+    def push(self, local_image: str, name: str) -> str:
+        """Publish ``local_image`` as ``<registry>/<name>`` and return that reference."""
+        ref = f"{self.host}/{name}"
+        env = dict(os.environ, CONTAINERS_REGISTRIES_CONF=str(self.registries_conf))
+        sh("podman", "tag", local_image, ref, env=env)
+        sh("podman", "push", "-q", ref, env=env)
+        return ref
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    assert shutil.which("docker-registry"), "docker-registry is missing: run `make setup`"
+    for tag, variant in (("2", "serve"), ("3", "broken")):
+        sh(str(REPO_ROOT / "tests/images/build.sh"), tag, variant)
+    reg = Registry(tmp_path_factory.mktemp("registry"))
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def registry_host(host, registry):
+    """A host whose podman and podman-compose know the test registry as insecure (plain HTTP)."""
+    host.env["CONTAINERS_REGISTRIES_CONF"] = str(registry.registries_conf)
+    return host

@@ -202,3 +202,26 @@ def test_example_env_repo_real_world_compose(host, tmp_path):
 
     again = host.reconcile(repo_dir)
     assert again.rc == 0 and not again.changed
+
+
+def test_compose_service_removed_from_the_file_is_removed(host, repo):
+    port = free_port()
+    compose = (
+        "x-podops:\n  health: {timeout: 30, samples: 2, interval: 0.3}\n"
+        "services:\n"
+        "  web:\n    image: localhost/podops-demo:1\n"
+        f'    ports: ["127.0.0.1:{port}:8080"]\n'
+        "  worker:\n    image: localhost/podops-demo:1\n"
+        '    command: ["sh", "-c", "trap \'exit 0\' TERM; sleep 100000 & wait"]\n'
+    )
+    repo.write("services/app/compose.yaml", compose)
+    repo.commit()
+    assert host.reconcile(repo).rc == 0
+    assert sorted(c["Labels"]["com.docker.compose.service"] for c in host.containers("app")) == ["web", "worker"]
+
+    repo.write("services/app/compose.yaml", compose.split("  worker:")[0])
+    repo.commit("drop worker")
+    run = host.reconcile(repo)
+    assert run.rc == 0, run
+    assert [c["Labels"]["com.docker.compose.service"] for c in host.containers("app")] == ["web"]
+    assert http_get(port).strip() == "podops demo 1"

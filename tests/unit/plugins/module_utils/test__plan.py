@@ -211,7 +211,8 @@ def test_never_deployed_service_changed_since_its_failure_is_not_a_retry(repo, p
         ("web", "exited", "container web_app_1 is exited"),
         ("db", "oneshot failed", "container db_migrate_1 is exited"),
         ("db", "missing service", "compose service(s) migrate have no container"),
-        ("web", "other prefix", "no container is running"),
+        ("web", "made by hand", "container(s) web_app_1 were replaced by hand"),
+        ("web", "compose by hand", "container web_app_1 was not started by podops"),
     ],
 )
 def test_drift_is_redeployed(repo, plan_of, make_container, service, change, why):
@@ -228,8 +229,14 @@ def test_drift_is_redeployed(repo, plan_of, make_container, service, change, why
         containers = [make_container("db", "db", spec.digest, "db"), make_container("db", "migrate", spec.digest, "db", state="exited", exit_code=1)]
     elif change == "missing service":
         containers = [make_container("db", "db", spec.digest, "db")]
-    elif change == "other prefix":
-        containers = [make_container("web", "app", spec.digest, "web", prefix="t1")]
+    elif change == "made by hand":  # podman rm -f web_app_1; podman run --name web_app_1 ...
+        by_hand = make_container("web", "app", spec.digest, "web")
+        by_hand.labels = {}
+        containers = [by_hand]
+    elif change == "compose by hand":  # podman-compose up in the folder, without podops' labels
+        by_hand = make_container("web", "app", spec.digest, "web")
+        by_hand.labels = {k: v for k, v in by_hand.labels.items() if not k.startswith("io.podops.")}
+        containers = [by_hand]
 
     item = plan_of(repo, {service: recorded(first, service)}, containers).items[service]
 
