@@ -34,6 +34,24 @@ options:
     description:
       - Path or name of the podman binary.
     type: str
+  vault_plaintexts:
+    description:
+      - Internal, set by the module's action plugin. Plaintexts of the ansible-vault files of the env repo, decrypted
+        on the controller with the vault password given the usual Ansible ways (C(--vault-password-file),
+        C(--vault-id)). Never logged.
+      - A vault-encrypted file (an env file or a mounted file) is digested by its plaintext, so re-encrypting the same
+        content redeploys nothing; at deploy time it is decrypted into a root-only runtime folder.
+    type: dict
+  vault_errors:
+    description:
+      - Internal, set by the module's action plugin. Why a vault file could not be decrypted; that service fails and its
+        running version is left alone.
+    type: dict
+  vault_provided:
+    description:
+      - Internal, set by the module's action plugin once it has decrypted what the module asked for.
+    type: bool
+    default: false
 requirements:
   - podman >= 4.0
   - git, when the env repo is a git checkout

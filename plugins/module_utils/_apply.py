@@ -16,6 +16,7 @@ Independent services deploy in parallel (bounded), in waves of ``x-podops.order`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -25,10 +26,11 @@ from dataclasses import dataclass
 
 from ._common import LABEL_COMMIT, LABEL_DIGEST, LABEL_IMAGE, LABEL_PREFIX, LABEL_SERVICE, PodopsError
 from ._compose import ComposeProject, load_project
+from ._digest import Secrets
 from ._health import wait_healthy
 from ._plan import ServiceSpec
 from ._podman import Container, Podman, PodmanCompose
-from ._state import SnapshotStore, atomic_write, ensure_dir
+from ._state import RuntimeStore, SnapshotStore, atomic_write, ensure_dir
 
 try:
     import yaml
@@ -68,6 +70,16 @@ def override_document(
     return yaml.safe_dump({"services": services}, sort_keys=True)
 
 
+@dataclass
+class VaultSource:
+    """Where a service's files come from when some are ansible-vault encrypted (the repo or a snapshot)."""
+
+    repo_dir: str
+    rel_dir: str
+    files: list[str]
+    live_dir: str  # the live service folder, for untracked data folders
+
+
 def is_mutable(image: str) -> bool:
     """A reference a registry can move: not pinned by digest, not a local-only ``localhost/`` image."""
     return "@" not in image and not image.startswith("localhost/")
@@ -79,7 +91,19 @@ def previous_image_ref(project_name: str, compose_service: str) -> str:
 
 
 class Deployer:
-    def __init__(self, podman: Podman, compose: PodmanCompose, state_dir: str, prefix: str, commit: str | None):
+    def __init__(
+        self,
+        podman: Podman,
+        compose: PodmanCompose,
+        state_dir: str,
+        prefix: str,
+        commit: str | None,
+        repo_dir: str = "",
+        secrets: Secrets | None = None,
+    ):
+        self.repo_dir = repo_dir
+        self.secrets = secrets or Secrets()
+        self.runtime = RuntimeStore(state_dir)
         self.podman = podman
         self.compose = compose
         self.state_dir = state_dir
@@ -100,7 +124,11 @@ class Deployer:
         images: t.Mapping[str, str] | None = None,
         pins: t.Mapping[str, str] | None = None,
         suffix: str = "",
+        vault: VaultSource | None = None,
     ) -> None:
+        decrypted: set[str] = set()
+        if vault is not None:
+            project, decrypted = self._materialize(name, project, vault)
         ensure_dir(self.overrides)
         override = os.path.join(self.overrides, f"{name}{suffix}.yml")
         atomic_write(override, override_document(project, labels, images, pins))
@@ -118,6 +146,25 @@ class Deployer:
             settings.health_samples,
             settings.health_interval,
         )
+        # podman read the env files when it created the containers: their plaintext is not needed any more.
+        for ref in project.env_files:
+            if os.path.normpath(ref.path) in decrypted:
+                with contextlib.suppress(OSError):
+                    os.unlink(ref.path)
+
+    def _materialize(self, name: str, project: ComposeProject, vault: VaultSource) -> tuple[ComposeProject, set[str]]:
+        """A root-only copy of the service with its ansible-vault files decrypted, to run podman-compose in."""
+        plaintexts = self.secrets.plaintexts
+        copy_dir = self.runtime.prepare(name, vault.repo_dir, vault.rel_dir, vault.files, plaintexts, vault.live_dir)
+        source_dir = os.path.join(vault.repo_dir, vault.rel_dir)
+        decrypted = {os.path.normpath(os.path.join(copy_dir, rel)) for rel in vault.files if os.path.realpath(os.path.join(source_dir, rel)) in plaintexts}
+        runtime_project = load_project(copy_dir, os.path.join(copy_dir, os.path.basename(project.compose_file)))
+        return runtime_project, decrypted
+
+    def vault_source(self, spec: ServiceSpec) -> VaultSource | None:
+        if not spec.vault_files:
+            return None
+        return VaultSource(self.repo_dir, spec.rel_dir, sorted(spec.files), spec.service_dir)
 
     def ensure_images(self, project: ComposeProject, pull_mutable: bool = False) -> dict[str, str]:
         """Pull what is missing (and, with ``pull_mutable``, every image not pinned by digest); return
@@ -147,12 +194,13 @@ class Deployer:
                 # The compose 'name:' changed: the old project would keep running beside the new one
                 # (and hold its ports). It comes back from the snapshot if the new one fails.
                 self.podman.remove_project(old_project)
-            self._up(spec.name, spec.project_name, project, self.labels(spec.name, spec.digest, self.commit), images)
+            labels = self.labels(spec.name, spec.digest, self.commit)
+            self._up(spec.name, spec.project_name, project, labels, images, vault=self.vault_source(spec))
         except PodopsError as exc:
             outcome = self.rollback(spec, recorded, str(exc))
             outcome.duration_s = time.monotonic() - started
             return outcome
-        self.snapshots.save(spec.name, repo_dir, spec.rel_dir, spec.files)
+        self.snapshots.save(spec.name, self.repo_dir or repo_dir, spec.rel_dir, spec.files)
         return Outcome(DEPLOYED, None, time.monotonic() - started, images)
 
     def rollback(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any] | None, error: str) -> Outcome:
@@ -170,7 +218,12 @@ class Deployer:
             images = dict(recorded.get("images") or {})
             # The last good images by ID: a tag that moved since must not bring the new image back.
             pins = {svc: image_id for svc, image_id in images.items() if svc in old.services and self.podman.image_exists(image_id)}
-            self._up(spec.name, recorded.get("project") or spec.project_name, old, labels, images, pins, suffix=".rollback")
+            vault = None
+            if recorded.get("vault_keys"):
+                snap_root = snap_dir[: -len(spec.rel_dir)].rstrip("/")
+                vault = VaultSource(snap_root, spec.rel_dir, sorted(recorded.get("files") or {}), spec.service_dir)
+            project_name = recorded.get("project") or spec.project_name
+            self._up(spec.name, project_name, old, labels, images, pins, suffix=".rollback", vault=vault)
         except PodopsError as exc:
             return Outcome(FAILED, f"{error}; putting the last good version back failed too: {exc}")
         return Outcome(ROLLED_BACK, error)
@@ -195,11 +248,11 @@ class Deployer:
         try:
             for svc in changed:
                 self.podman.tag(before[svc], previous_image_ref(spec.project_name, svc))
-            self._up(spec.name, spec.project_name, project, labels, images)
+            self._up(spec.name, spec.project_name, project, labels, images, vault=self.vault_source(spec))
         except PodopsError as exc:
             error = f"new image for {', '.join(changed)} failed: {exc}"
             try:
-                self._up(spec.name, spec.project_name, project, labels, before, pins=before, suffix=".rollback")
+                self._up(spec.name, spec.project_name, project, labels, before, pins=before, suffix=".rollback", vault=self.vault_source(spec))
             except PodopsError as again:
                 return Outcome(FAILED, f"{error}; going back to the previous image failed too: {again}", time.monotonic() - started)
             return Outcome(ROLLED_BACK, f"{error}; the previous image runs again", time.monotonic() - started, before)

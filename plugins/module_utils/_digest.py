@@ -25,6 +25,32 @@ import typing as t
 from ._common import PodopsError, Runner
 
 MISSING = "missing"
+VAULT_HEADER = b"$ANSIBLE_VAULT;"
+
+
+class Secrets:
+    """ansible-vault files: their plaintexts (decrypted on the controller by the action plugin, never
+    written anywhere but the runtime folder) and the encrypted files met while digesting.
+
+    Keys are real paths. A vault file is digested by its plaintext, so re-encrypting the same content
+    changes nothing; without its plaintext it is digested as it is and listed in ``found``.
+    """
+
+    def __init__(self, plaintexts: t.Mapping[str, str] | None = None, errors: t.Mapping[str, str] | None = None, provided: bool = False):
+        self.plaintexts = {os.path.realpath(path): text.encode("utf-8") for path, text in (plaintexts or {}).items()}
+        self.errors = {os.path.realpath(path): message for path, message in (errors or {}).items()}
+        self.provided = provided  # the controller has answered (phase two of a run with vault files)
+        self.found: dict[str, str] = {}  # real path -> ciphertext, for vault files without a plaintext
+        self.seen: set[str] = set()
+
+    def plaintext(self, path: str) -> bytes | None:
+        return self.plaintexts.get(os.path.realpath(path))
+
+    def error(self, path: str) -> str | None:
+        return self.errors.get(os.path.realpath(path))
+
+    def is_vault(self, path: str) -> bool:
+        return os.path.realpath(path) in self.seen
 
 
 def git_commit(runner: Runner, repo_dir: str) -> str | None:
@@ -69,8 +95,9 @@ def walk_files(base_dir: str) -> list[str]:
     return found
 
 
-def file_entry(path: str) -> tuple[str, str] | None:
-    """(mode, sha256) of one file: mode ``f`` regular, ``x`` executable, ``l`` symlink (hash of the target)."""
+def file_entry(path: str, secrets: Secrets | None = None) -> tuple[str, str] | None:
+    """(mode, sha256) of one file: mode ``f`` regular, ``x`` executable, ``l`` symlink (hash of the target).
+    An ansible-vault file is hashed by its plaintext when ``secrets`` has it."""
     try:
         info = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -84,6 +111,15 @@ def file_entry(path: str) -> tuple[str, str] | None:
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as handle:
+            first = handle.read(1 << 20)
+            if secrets is not None and first.startswith(VAULT_HEADER):
+                real = os.path.realpath(path)
+                secrets.seen.add(real)
+                plaintext = secrets.plaintext(real)
+                if plaintext is not None:
+                    return ("x" if info.st_mode & 0o111 else "f"), hashlib.sha256(plaintext).hexdigest()
+                secrets.found[real] = (first + handle.read()).decode("ascii", errors="replace")
+            digest.update(first)
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     except OSError as exc:
@@ -106,6 +142,7 @@ def file_map(
     rel_files: t.Iterable[str],
     always: t.Iterable[tuple[str, str, bool]] = (),
     ignore: t.Iterable[str] = (),
+    secrets: Secrets | None = None,
 ) -> dict[str, str]:
     """``{relative path: "mode:sha256"}`` for a service.
 
@@ -117,11 +154,11 @@ def file_map(
     for rel in rel_files:
         if ignore and is_ignored(rel, ignore):
             continue
-        entry = file_entry(os.path.join(service_dir, rel))
+        entry = file_entry(os.path.join(service_dir, rel), secrets)
         if entry is not None:
             entries[rel] = f"{entry[0]}:{entry[1]}"
     for key, path, required in always:
-        entry = file_entry(path)
+        entry = file_entry(path, secrets)
         if entry is None:
             if required:
                 raise PodopsError(f"env file {key} ({path}) does not exist; create it or mark it 'required: false'")

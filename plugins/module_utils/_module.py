@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import typing as t
 
+from ._digest import Secrets
 from ._reconcile import Options
 
 COMMON_ARGSPEC: dict[str, dict[str, t.Any]] = {
@@ -19,6 +20,10 @@ COMMON_ARGSPEC: dict[str, dict[str, t.Any]] = {
     "state_dir": {"type": "path"},
     "project_prefix": {"type": "str", "default": ""},
     "podman_executable": {"type": "str"},
+    # Set by the action plugin after it decrypted the ansible-vault files the module asked for.
+    "vault_plaintexts": {"type": "dict", "no_log": True},
+    "vault_errors": {"type": "dict"},
+    "vault_provided": {"type": "bool", "default": False},
 }
 
 # The options of the modules that take the host lock and write a run report (doc fragment common.run).
@@ -42,6 +47,8 @@ def run_and_exit(module: t.Any, options: Options) -> None:
         result = Reconciler(options, make_runner(module), module.check_mode).run()
     except PodopsError as exc:
         module.fail_json(msg=str(exc), changed=False)
+    if "vault_needed" in result:
+        module.exit_json(**result)
     for warning in result.pop("warnings"):
         module.warn(warning)
     diff_text = result.pop("diff_text")
@@ -91,4 +98,5 @@ def options_from_params(params: t.Mapping[str, t.Any]) -> Options:
         compose_executable=params.get("compose_executable"),
         image_updates=bool(params.get("image_updates", False)),
         redeploy=params.get("service"),
+        secrets=Secrets(params.get("vault_plaintexts"), params.get("vault_errors"), bool(params.get("vault_provided"))),
     )

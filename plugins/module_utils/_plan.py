@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from ._common import LABEL_DIGEST, LABEL_PREFIX, LABEL_SERVICE, SERVICE_NAME_RE, PodopsError, Runner
 from ._compose import ComposeProject, find_compose_file, load_project
-from ._digest import changed_files, digest_of, file_map, git_commit, git_tracked_files, walk_files
+from ._digest import Secrets, changed_files, digest_of, file_map, git_commit, git_tracked_files, walk_files
 from ._podman import Container
 
 # plan actions (what would happen) -> report actions (what happened)
@@ -39,6 +39,7 @@ class ServiceSpec:
     digest: str | None = None
     error: str | None = None
     squatters: list[str] = field(default_factory=list)  # containers holding this project's names, made by hand
+    vault_files: list[str] = field(default_factory=list)  # real paths of its ansible-vault files
 
 
 @dataclass
@@ -135,6 +136,7 @@ def discover(
     services_dir: str,
     prefix: str,
     selectors: t.Sequence[str] | None = None,
+    secrets: Secrets | None = None,
 ) -> tuple[dict[str, ServiceSpec], set[str], list[str], str | None]:
     """Read every service folder: compose model, file map, digest. Per-service problems become
     ``spec.error`` (that service fails, the others go on); problems with the repo as a whole raise."""
@@ -174,7 +176,9 @@ def discover(
             spec.project_name = project_name(prefix, name, spec.project.name)
             always = [(os.path.basename(spec.project.compose_file), spec.project.compose_file, True)]
             always += [(env_key(ref.ref, ref.path, spec.service_dir), ref.path, ref.required) for ref in spec.project.env_files]
-            spec.files = file_map(spec.service_dir, rel_files, always, spec.project.settings.ignore)
+            spec.files = file_map(spec.service_dir, rel_files, always, spec.project.settings.ignore, secrets)
+            if secrets is not None:
+                check_vault_files(spec, secrets)
         except PodopsError as exc:
             spec.error = str(exc)
             try:
@@ -184,6 +188,23 @@ def discover(
         spec.digest = digest_of(spec.files)
     mark_project_clashes(specs)
     return specs, set(candidates), warnings, commit
+
+
+def check_vault_files(spec: ServiceSpec, secrets: Secrets) -> None:
+    """Note the service's ansible-vault files; one the controller could not decrypt fails the service."""
+    failures: dict[str, list[str]] = {}
+    for key in sorted(spec.files):
+        path = os.path.realpath(os.path.join(spec.service_dir, key))
+        if not secrets.is_vault(path):
+            continue
+        spec.vault_files.append(path)
+        error = secrets.error(path)
+        if error is None and secrets.provided and secrets.plaintext(path) is None:
+            error = "it was not decrypted (no vault password given?)"
+        if error:
+            failures.setdefault(error, []).append(key)
+    if failures:
+        raise PodopsError("; ".join(f"cannot decrypt {', '.join(keys)}: {error}" for error, keys in failures.items()))
 
 
 def env_key(ref: str, path: str, service_dir: str) -> str:
@@ -284,8 +305,9 @@ def make_plan(
     prefix: str = "",
     selectors: t.Sequence[str] | None = None,
     with_orphans: bool = True,
+    secrets: Secrets | None = None,
 ) -> Plan:
-    specs, in_repo, warnings, commit = discover(runner, repo_dir, services_dir, prefix, selectors)
+    specs, in_repo, warnings, commit = discover(runner, repo_dir, services_dir, prefix, selectors, secrets)
     # ``containers`` may be every container of the host: compose projects are matched by name, orphans
     # only among containers podops labelled with this prefix.
     by_project = live_by_project(c for c in containers if c.project)

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 
 from ._apply import DEPLOYED, FAILED, ROLLED_BACK, Deployer, Outcome, apply_all
 from ._common import SERVICE_NAME_RE, PodopsError, Runner, utcnow
+from ._digest import Secrets
 from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, list_services, make_plan
 from ._podman import Podman, PodmanCompose
 from ._report import TRIGGERS, build_report, new_run_id, service_entry, write_report
-from ._state import HostLock, SnapshotStore, StateStore
+from ._state import HostLock, RuntimeStore, SnapshotStore, StateStore
 
 PRUNED = "pruned"
 
@@ -39,6 +40,7 @@ class Options:
     compose_executable: str | None = None
     image_updates: bool = False
     redeploy: str | None = None  # podops.gitops.redeploy: this one service, with fresh images
+    secrets: Secrets = field(default_factory=Secrets)  # ansible-vault plaintexts from the action plugin
 
     def validate(self) -> None:
         if not self.repo_dir:
@@ -78,9 +80,35 @@ def compute_plan(options: Options, runner: Runner, podman: Podman | None = None)
     containers = podman.containers(label=None)
     selectors = [options.redeploy] if options.redeploy else options.services
     plan = make_plan(
-        runner, options.repo_dir, options.services_dir, state, containers, options.project_prefix, selectors, with_orphans=options.redeploy is None
+        runner,
+        options.repo_dir,
+        options.services_dir,
+        state,
+        containers,
+        options.project_prefix,
+        selectors,
+        with_orphans=options.redeploy is None,
+        secrets=options.secrets,
     )
     return plan, state
+
+
+def vault_needed(plan: Plan, state: t.Mapping[str, dict], secrets: Secrets, state_dir: str) -> dict[str, str]:
+    """Encrypted files the controller must decrypt before this run can go on: the services' own and those of
+    their snapshots (a rollback needs the old plaintext). Empty once the controller has answered."""
+    if secrets.provided:
+        return {}
+    needed = dict(secrets.found)
+    snapshots = SnapshotStore(state_dir)
+    for name, spec in plan.specs.items():
+        recorded = state.get(name) or {}
+        snap_dir = snapshots.service_dir(name, spec.rel_dir) if recorded.get("vault_keys") else None
+        for key in recorded.get("vault_keys") or [] if snap_dir else []:
+            path = os.path.realpath(os.path.join(snap_dir, key))
+            if path not in needed and os.path.isfile(path):
+                with open(path, encoding="ascii", errors="replace") as handle:
+                    needed[path] = handle.read()
+    return needed
 
 
 def plan_diff(plan: Plan, prune: bool) -> str:
@@ -113,8 +141,10 @@ def urls(spec: ServiceSpec | None) -> list[str]:
 
 
 def _record_success(spec: ServiceSpec, commit: str | None, images: t.Mapping[str, str] | None = None) -> dict[str, t.Any]:
+    vault = set(spec.vault_files)
     return {
         "images": dict(images or {}),
+        "vault_keys": sorted(key for key in spec.files if os.path.realpath(os.path.join(spec.service_dir, key)) in vault),
         "project": spec.project_name,
         "service_dir": spec.rel_dir,
         "compose_file": os.path.basename(spec.project.compose_file) if spec.project else None,
@@ -162,6 +192,11 @@ class Reconciler:
         podman.check_version()
         plan, state = compute_plan(options, self.runner, podman)
         self.plan = plan
+        needed = vault_needed(plan, state, options.secrets, options.state_dir)
+        if needed:
+            # Phase one of a run with ansible-vault files: nothing was changed; the action plugin decrypts
+            # these on the controller and runs the module again with the plaintexts (no_log).
+            return {"changed": False, "vault_needed": needed}
         store = StateStore(options.state_dir)
 
         if self.check_mode:
@@ -225,7 +260,7 @@ class Reconciler:
         if to_deploy or to_refresh:
             compose = PodmanCompose(self.runner, options.compose_executable)
             compose.check_version()
-            deployer = Deployer(podman, compose, options.state_dir, options.project_prefix, plan.commit)
+            deployer = Deployer(podman, compose, options.state_dir, options.project_prefix, plan.commit, options.repo_dir, options.secrets)
             recorded_before = dict(state)
 
             def deployed(spec: ServiceSpec, outcome: Outcome | None) -> None:
@@ -297,6 +332,7 @@ class Reconciler:
                 continue
             state.pop(item.name, None)
             snapshots.remove(item.name)
+            RuntimeStore(self.options.state_dir).remove(item.name)
             for suffix in ("", ".rollback"):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(self.options.state_dir, "overrides", f"{item.name}{suffix}.yml"))

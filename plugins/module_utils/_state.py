@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -177,27 +178,12 @@ class SnapshotStore:
         return None
 
     def save(self, service: str, repo_dir: str, rel_service_dir: str, files: t.Iterable[str]) -> None:
-        """Copy ``files`` (relative to the service folder; may climb out of it) into a new snapshot."""
+        """Copy ``files`` (relative to the service folder; may climb out of it) into a new snapshot.
+        ansible-vault files are copied encrypted."""
         ensure_dir(self.base)
         tmp = tempfile.mkdtemp(prefix=f".tmp-{service}-", dir=self.base)
         try:
-            root = os.path.join(tmp, "root")
-            live_dir = os.path.join(repo_dir, rel_service_dir)
-            snap_dir = os.path.join(root, rel_service_dir)
-            os.makedirs(snap_dir, mode=0o700)
-            repo_real = os.path.realpath(repo_dir)
-            for rel in files:
-                source = os.path.normpath(os.path.join(live_dir, rel))
-                inside = os.path.relpath(os.path.realpath(os.path.dirname(source)), repo_real)
-                if inside.startswith(".."):
-                    continue  # outside the repo (absolute env files): used live, not copied
-                target = os.path.normpath(os.path.join(snap_dir, rel))
-                os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
-                if os.path.islink(source):
-                    os.symlink(os.readlink(source), target)
-                elif os.path.isfile(source):
-                    shutil.copy2(source, target)
-            _link_untracked(live_dir, snap_dir)
+            mirror(os.path.join(tmp, "root"), repo_dir, rel_service_dir, files)
             write_json(os.path.join(tmp, "snapshot.json"), {"service": service, "service_dir": rel_service_dir})
             self._swap(service, tmp)
         except BaseException:
@@ -215,6 +201,85 @@ class SnapshotStore:
     def remove(self, service: str) -> None:
         for candidate in (self.path(service), self.path(service) + ".old"):
             shutil.rmtree(candidate, ignore_errors=True)
+
+
+def mirror(
+    root: str,
+    repo_dir: str,
+    rel_service_dir: str,
+    files: t.Iterable[str],
+    plaintexts: t.Mapping[str, bytes] | None = None,
+    live_dir: str | None = None,
+) -> str:
+    """Copy a service's ``files`` from ``repo_dir`` into ``root`` with the repo layout kept; return the copy
+    of the service folder. ``plaintexts`` (by real path) are written instead of the encrypted files, 0600.
+    Entries of ``live_dir`` (default: the service folder) the copy lacks are linked to the live ones."""
+    source_dir = os.path.join(repo_dir, rel_service_dir)
+    copy_dir = os.path.join(root, rel_service_dir)
+    os.makedirs(copy_dir, mode=0o700, exist_ok=True)
+    repo_real = os.path.realpath(repo_dir)
+    for rel in files:
+        source = os.path.normpath(os.path.join(source_dir, rel))
+        inside = os.path.relpath(os.path.realpath(os.path.dirname(source)), repo_real)
+        if os.path.isabs(rel) or inside.startswith(".."):
+            continue  # outside the repo (absolute env files): used live, not copied
+        target = os.path.normpath(os.path.join(copy_dir, rel))
+        os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+        plaintext = (plaintexts or {}).get(os.path.realpath(source))
+        if plaintext is not None:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(plaintext)
+        elif os.path.islink(source):
+            os.symlink(os.readlink(source), target)
+        elif os.path.isfile(source):
+            shutil.copy2(source, target)
+    _link_untracked(live_dir or source_dir, copy_dir)
+    return copy_dir
+
+
+class RuntimeStore:
+    """Decrypted copies of services with ansible-vault files, root-only (0700 folders, 0600 files).
+
+    Under /run/podops as root (tmpfs: gone at reboot), ``$XDG_RUNTIME_DIR/podops`` otherwise, else
+    ``<state_dir>/runtime``. A copy is made for each ``up`` and replaced atomically; env files are
+    removed once the containers are created (podman read them); mounted files stay while the service runs.
+    """
+
+    def __init__(self, state_dir: str):
+        if os.geteuid() == 0 and os.path.isdir("/run"):
+            self.base = "/run/podops/" + _slug(state_dir)
+        elif os.environ.get("XDG_RUNTIME_DIR"):
+            self.base = os.path.join(os.environ["XDG_RUNTIME_DIR"], "podops", _slug(state_dir))
+        else:
+            self.base = os.path.join(state_dir, "runtime")
+
+    def path(self, service: str) -> str:
+        return os.path.join(self.base, service)
+
+    def prepare(
+        self, service: str, repo_dir: str, rel_service_dir: str, files: t.Iterable[str], plaintexts: t.Mapping[str, bytes], live_dir: str | None = None
+    ) -> str:
+        ensure_dir(self.base)
+        os.chmod(self.base, 0o700)
+        tmp = tempfile.mkdtemp(prefix=f".tmp-{service}-", dir=self.base)
+        try:
+            copy_dir = mirror(os.path.join(tmp, "root"), repo_dir, rel_service_dir, files, plaintexts, live_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        current = self.path(service)
+        shutil.rmtree(current, ignore_errors=True)
+        os.replace(tmp, current)
+        return os.path.join(current, os.path.relpath(copy_dir, tmp))
+
+    def remove(self, service: str) -> None:
+        shutil.rmtree(self.path(service), ignore_errors=True)
+
+
+def _slug(path: str) -> str:
+    """One runtime folder per state folder, so two podops instances never share one."""
+    return hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:12]
 
 
 def _link_untracked(live_dir: str, snap_dir: str) -> None:

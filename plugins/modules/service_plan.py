@@ -81,7 +81,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ..module_utils._common import PodopsError
 from ..module_utils._compose import HAS_YAML, YAML_IMPORT_ERROR
 from ..module_utils._module import COMMON_ARGSPEC, make_runner, options_from_params
-from ..module_utils._reconcile import compute_plan, plan_diff
+from ..module_utils._reconcile import compute_plan, plan_diff, vault_needed
 
 
 def main() -> None:
@@ -94,6 +94,9 @@ def main() -> None:
         plan, _state = compute_plan(options, make_runner(module))
     except PodopsError as exc:
         module.fail_json(msg=str(exc))
+    needed = vault_needed(plan, _state, options.secrets, options.state_dir)
+    if needed:
+        module.exit_json(changed=False, vault_needed=needed)
     for warning in plan.warnings:
         module.warn(warning)
     result = {

@@ -343,3 +343,21 @@ def test_walk_files_lists_files_and_links_and_skips_git(tmp_path, write_tree):
     (tmp_path / "dangling").symlink_to("nowhere")
 
     assert walk_files(str(tmp_path)) == [".env", "compose.yaml", "current", "dangling", "conf/app.conf", "conf/nested/b.conf"]
+
+
+def test_vault_file_is_digested_by_its_plaintext(tmp_path):
+    from ansible_collections.podops.gitops.plugins.module_utils._digest import Secrets
+
+    first = tmp_path / "one.env"
+    second = tmp_path / "two.env"
+    first.write_text("$ANSIBLE_VAULT;1.1;AES256\n6161\n")
+    second.write_text("$ANSIBLE_VAULT;1.1;AES256\n6262\n")  # another encryption of the same plaintext
+    unknown = Secrets()
+    assert file_map(str(tmp_path), ["one.env"], secrets=unknown)["one.env"] != file_map(str(tmp_path), ["two.env"], secrets=unknown)["two.env"]
+    assert unknown.found == {str(first.resolve()): first.read_text(), str(second.resolve()): second.read_text()}
+
+    known = Secrets({str(first): "A=1\n", str(second): "A=1\n"}, provided=True)
+    one = file_map(str(tmp_path), ["one.env"], secrets=known)["one.env"]
+    two = file_map(str(tmp_path), ["two.env"], secrets=known)["two.env"]
+    assert one == two == "f:" + hashlib.sha256(b"A=1\n").hexdigest()
+    assert known.found == {} and known.is_vault(str(first))
