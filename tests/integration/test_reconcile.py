@@ -219,7 +219,7 @@ def test_compose_service_removed_from_the_file_is_removed(host, repo):
     assert host.reconcile(repo).rc == 0
     assert sorted(c["Labels"]["com.docker.compose.service"] for c in host.containers("app")) == ["web", "worker"]
 
-    repo.write("services/app/compose.yaml", compose.split("  worker:")[0])
+    repo.write("services/app/compose.yaml", compose.split("  worker:", maxsplit=1)[0])
     repo.commit("drop worker")
     run = host.reconcile(repo)
     assert run.rc == 0, run
