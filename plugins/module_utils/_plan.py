@@ -111,7 +111,8 @@ def list_services(services_path: str) -> tuple[list[str], list[str]]:
     """Names of the service folders (a folder with a compose file), sorted, and warnings for the rest."""
     if not os.path.isdir(services_path):
         raise PodopsError(
-            f"the services folder {services_path} does not exist; nothing was changed. Put one folder per service there, or set podops_services_dir."
+            f"the services folder {services_path} does not exist; nothing was changed. Point podops_repo_dir at your env repo "
+            "checkout (-e podops_repo_dir=/path/to/env-repo), put one folder per service there, or set podops_services_dir."
         )
     warnings: list[str] = []
     names = []

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 from conftest import free_port, http_get, sh
 
@@ -225,3 +228,39 @@ def test_compose_service_removed_from_the_file_is_removed(host, repo):
     assert run.rc == 0, run
     assert [c["Labels"]["com.docker.compose.service"] for c in host.containers("app")] == ["web"]
     assert http_get(port).strip() == "podops demo 1"
+
+
+def test_ansible_pull_runs_the_repos_local_yml(host, tmp_path):
+    """ansible-pull checks the repo out and runs its local.yml, which imports podops.gitops.reconcile."""
+    src = tmp_path / "origin"
+    sh("cp", "-r", str(os.path.join(os.path.dirname(__file__), "../../examples/env-repo")), str(src))
+    sh("rm", "-rf", str(src / "services/notes"))
+    port = free_port()
+    (src / "services/hello/.env").write_text(f"HOST_PORT={port}\n")
+    sh("git", "init", "-q", "-b", "main", str(src))
+    sh("git", "-C", str(src), "add", "-A")
+    sh("git", "-C", str(src), "-c", "user.name=t", "-c", "user.email=t@podops.invalid", "commit", "-q", "-m", "origin")
+
+    def pull() -> dict:
+        extra = {
+            "podops_state_dir": str(host.state_dir),
+            "podops_project_prefix": host.prefix,
+            "podops_trigger": "timer",
+            "ansible_python_interpreter": sys.executable,
+        }
+        argv = ["ansible-pull", "-U", f"file://{src}", "-d", str(tmp_path / "checkout"), "-i", "localhost,", "-e", json.dumps(extra), "local.yml"]
+        proc = subprocess.run(argv, capture_output=True, text=True, env=dict(host.env, ANSIBLE_STDOUT_CALLBACK="default"), check=False, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return json.loads((host.state_dir / "last-run.json").read_text())
+
+    first = pull()
+    head = sh("git", "-C", str(src), "rev-parse", "HEAD").stdout.strip()
+    assert (first["trigger"], first["commit"], first["services"]["hello"]["action"]) == ("timer", head, "deployed")
+    assert http_get(port).strip() == "<h1>hello from podops</h1>"
+
+    (src / "services/hello/site/index.html").write_text("pushed\n")
+    sh("git", "-C", str(src), "-c", "user.name=t", "-c", "user.email=t@podops.invalid", "commit", "-q", "-am", "push")
+    second = pull()
+    assert second["services"]["hello"]["changed_files"] == ["site/index.html"]
+    assert http_get(port).strip() == "pushed"
+    assert pull()["services"]["hello"]["action"] == "unchanged"
