@@ -1,9 +1,10 @@
-# podops.gitops - make demo | make test | make lint | make unit | make integration | make sanity
+# podops.gitops - make demo | make test | make lint | make unit | make integration | make sanity | make bench
 SHELL := /bin/sh
 ENV := . hack/env.sh
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: setup demo test lint unit integration sanity clean lock
+.PHONY: setup demo test lint unit integration sanity bench bench-quick clean lock
 
 setup:
 	@sh hack/setup.sh
@@ -11,7 +12,7 @@ setup:
 demo: setup
 	@sh hack/demo.sh
 
-test: setup lint unit integration sanity
+test: setup lint unit integration sanity bench-quick
 
 lint: setup
 	@$(ENV); ruff check plugins tests hack benchmarks && ruff format --check plugins tests benchmarks
@@ -26,6 +27,14 @@ integration: setup
 
 sanity: setup
 	@$(ENV); sh hack/sanity.sh
+
+# The benchmark harness (not a timed test): `make bench` writes benchmarks/results/latest.{json,md};
+# `make test` runs its quick mode only to keep it working.
+bench: setup
+	@$(ENV); python benchmarks/bench.py $(BENCH_ARGS)
+
+bench-quick: setup
+	@$(ENV); python benchmarks/bench.py --quick --out .work/bench/quick.json
 
 lock:
 	python3 -m venv .work/lock-venv && .work/lock-venv/bin/pip install -q -r requirements.in && \

@@ -42,6 +42,10 @@ ln -sfn "$top" "$work/collections/ansible_collections/podops/gitops"
 tests/images/build.sh 1 >/dev/null
 
 # Probe: does podman run containers here as configured? If not, try the known-good containers.conf.
+# (Our own CONTAINERS_CONF, exported by hack/env.sh in this shell, must not make the probe pass.)
+if [ "${CONTAINERS_CONF:-}" = "$work/containers.conf" ]; then
+    unset CONTAINERS_CONF
+fi
 : > "$work/podman.env"
 if ! podman run --rm localhost/podops-demo:1 true >/dev/null 2>&1; then
     cat > "$work/containers.conf" <<'CONF'

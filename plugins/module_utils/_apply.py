@@ -170,10 +170,14 @@ class Deployer:
         """Pull what is missing (and, with ``pull_mutable``, every image not pinned by digest); return
         ``{compose service: image ID}``. Runs before anything is stopped."""
         refs = project.service_images()
+        ids: dict[str, str] = {}
         for image in sorted(set(refs.values())):
-            if (pull_mutable and is_mutable(image)) or not self.podman.image_exists(image):
+            image_id = None if pull_mutable and is_mutable(image) else self.podman.image_id(image)
+            if image_id is None:
                 self.podman.pull(image)
-        ids = self.podman.image_ids(sorted(set(refs.values())))
+                image_id = self.podman.image_id(image)
+            if image_id:
+                ids[image] = image_id
         return {svc: ids[ref] for svc, ref in refs.items() if ref in ids}
 
     def deploy(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any] | None, repo_dir: str, pull: bool = False) -> Outcome:

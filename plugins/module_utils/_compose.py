@@ -34,7 +34,7 @@ except ImportError as exc:  # pragma: no cover - reported by the modules with mi
     YAML_IMPORT_ERROR = exc
 
 STRATEGIES = ("recreate",)
-HEALTH_DEFAULTS = {"timeout": 60.0, "samples": 3, "interval": 0.5}
+HEALTH_DEFAULTS = {"timeout": 60.0, "samples": 2, "interval": 0.5}
 DEFAULT_ORDER = 50
 XPODOPS_KEYS = ("strategy", "health", "ignore", "order", "oneshot", "slots", "image_updates")
 

@@ -72,7 +72,7 @@ def wait_healthy(
     starts: dict[str, int] = {}
     reason = "no sample taken"
     while True:
-        containers = podman.containers(project=project)
+        containers = podman.project_containers(project, not_before=time.monotonic())
         healthy = {c.id: podman.healthcheck(c.id) for c in containers if c.state == "running" and c.health is not None}
         verdict, reason = judge_sample(containers, expected, oneshot, healthy, starts)
         starts = {c.id: c.started_at for c in containers}

@@ -8,11 +8,14 @@ PRIVATE to the podops.gitops collection: no API guarantee for other code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import sys
+import threading
+import time
 import typing as t
 from dataclasses import dataclass
 
@@ -28,6 +31,7 @@ from ._common import (
     parse_version,
     version_str,
 )
+from ._state import write_json
 
 
 @dataclass
@@ -101,6 +105,19 @@ class Podman:
             )
         self.executable = found
         self.run = runner
+        self._snapshot: tuple[float, list[Container]] = (float("-inf"), [])
+        self._snapshot_lock = threading.Lock()
+
+    def project_containers(self, project: str, not_before: float) -> list[Container]:
+        """Containers of one compose project from a host-wide ``podman ps`` taken after ``not_before``
+        (monotonic time). Deploys running in parallel share one ps per sampling round instead of one each."""
+        with self._snapshot_lock:
+            taken, containers = self._snapshot
+            if taken < not_before:
+                taken = time.monotonic()
+                containers = self.containers(label=None)
+                self._snapshot = (taken, containers)
+        return [c for c in containers if c.project == project]
 
     def check_version(self) -> tuple[int, ...]:
         rc, out, err = self.run([self.executable, "--version"])
@@ -137,14 +154,19 @@ class Podman:
         if rc != 0:
             raise PodopsError(f"image {image} could not be pulled: {last_lines(err or out, 2)}")
 
+    def image_id(self, image: str) -> str | None:
+        """Local image ID of ``image``, or None when it is not here (one call: exists and ID at once)."""
+        rc, out, _err = self.run([self.executable, "image", "inspect", "--format", "{{.Id}}", image])
+        return out.strip().splitlines()[0] if rc == 0 and out.strip() else None
+
     def image_ids(self, images: t.Sequence[str]) -> dict[str, str]:
         """Local image ID of each image reference that exists here (one inspect per image: a single
         ``podman image inspect a b`` fails as a whole when one is missing)."""
         found: dict[str, str] = {}
         for image in images:
-            rc, out, _err = self.run([self.executable, "image", "inspect", "--format", "{{.Id}}", image])
-            if rc == 0 and out.strip():
-                found[image] = out.strip().splitlines()[0]
+            image_id = self.image_id(image)
+            if image_id:
+                found[image] = image_id
         return found
 
     def tag(self, image_id: str, reference: str) -> None:
@@ -194,7 +216,11 @@ class PodmanCompose:
         self.run = runner
         self._version: tuple[int, ...] | None = None
 
-    def check_version(self) -> tuple[int, ...]:
+    def check_version(self, cache_file: str | None = None) -> tuple[int, ...]:
+        """podman-compose's version, checked against the minimum. ``podman-compose --version`` also runs
+        podman (about 0.4 s), so the answer is cached in ``cache_file`` by the executable's path, size and mtime."""
+        if self._version is None and cache_file:
+            self._version = self._cached_version(cache_file)
         if self._version is None:
             rc, out, err = self.run([self.executable, "--version"])
             version = compose_version(out)
@@ -206,7 +232,26 @@ class PodmanCompose:
                     "(long-form env_file, depends_on conditions). Install a newer one: pip install 'podman-compose==1.6.0'."
                 )
             self._version = version
+            if cache_file:
+                self._cache_version(cache_file, version)
         return self._version
+
+    def _identity(self) -> str:
+        info = os.stat(os.path.realpath(self.executable))
+        return f"{os.path.realpath(self.executable)}:{info.st_size}:{info.st_mtime_ns}"
+
+    def _cached_version(self, cache_file: str) -> tuple[int, ...] | None:
+        try:
+            with open(cache_file, encoding="utf-8") as handle:
+                cached = json.load(handle).get(self._identity())
+        except (OSError, ValueError, AttributeError):
+            return None
+        version = tuple(cached) if isinstance(cached, list) and all(isinstance(part, int) for part in cached) else None
+        return version if version and version >= MIN_PODMAN_COMPOSE_VERSION else None
+
+    def _cache_version(self, cache_file: str, version: tuple[int, ...]) -> None:
+        with contextlib.suppress(OSError):
+            write_json(cache_file, {self._identity(): list(version)})
 
     def base_args(self, project: str, compose_file: str, override_file: str, in_pod: bool | None = False) -> list[str]:
         """``in_pod=False`` unless the compose file decides (None): podman-compose's default pod is removed

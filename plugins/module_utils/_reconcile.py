@@ -259,7 +259,7 @@ class Reconciler:
         to_refresh = [plan.specs[item.name] for item in plan.by_action(UNCHANGED) if self._image_updates_for(plan.specs[item.name])]
         if to_deploy or to_refresh:
             compose = PodmanCompose(self.runner, options.compose_executable)
-            compose.check_version()
+            compose.check_version(os.path.join(options.state_dir, "tools.json"))
             deployer = Deployer(podman, compose, options.state_dir, options.project_prefix, plan.commit, options.repo_dir, options.secrets)
             recorded_before = dict(state)
 

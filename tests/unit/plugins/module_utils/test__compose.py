@@ -360,7 +360,7 @@ def project_with(tmp_path, xpodops):
 
 
 def test_x_podops_defaults():
-    assert Settings() == Settings(strategy="recreate", health_timeout=60.0, health_samples=3, health_interval=0.5, ignore=[], order=50, oneshot=[])
+    assert Settings() == Settings(strategy="recreate", health_timeout=60.0, health_samples=2, health_interval=0.5, ignore=[], order=50, oneshot=[])
 
 
 def test_x_podops_settings_are_read(tmp_path):
@@ -375,7 +375,7 @@ def test_x_podops_settings_are_read(tmp_path):
 def test_x_podops_partial_health_keeps_other_defaults(tmp_path):
     settings = project_with(tmp_path, {"health": {"timeout": "90"}, "ignore": ["docs/**", "*.md"]}).settings
 
-    assert (settings.health_timeout, settings.health_samples, settings.health_interval) == (90.0, 3, 0.5)
+    assert (settings.health_timeout, settings.health_samples, settings.health_interval) == (90.0, 2, 0.5)
     assert settings.ignore == ["docs/**", "*.md"]
 
 

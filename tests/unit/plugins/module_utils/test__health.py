@@ -156,6 +156,9 @@ class FakePodman:
         entries = self.samples.pop(0) if len(self.samples) > 1 else self.samples[0]
         return containers(*entries)
 
+    def project_containers(self, project, not_before):
+        return self.containers(project=project)
+
     def healthcheck(self, container_id):
         self.healthchecks.append(container_id)
         return self.health_results.pop(0) if len(self.health_results) > 1 else self.health_results[0]
