@@ -135,7 +135,7 @@ class Deployer:
         # Containers of compose services that left the file (what --remove-orphans would do, see PodmanCompose.up).
         stale = [c.name for c in self.podman.containers(label=None, project=project_name) if c.compose_service not in project.services]
         self.podman.remove_containers(stale)
-        self.compose.up(project_name, project.compose_file, override, None if project.pod_setting else False)
+        self.compose.up(project_name, project.compose_file, override, None if project.pod_setting else False, build=project.builds)
         settings = project.settings
         wait_healthy(
             self.podman,

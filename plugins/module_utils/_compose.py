@@ -72,6 +72,7 @@ class ComposeProject:
     dotenv: dict[str, str]
     env_files: list[EnvFileRef]
     pod_setting: bool = False  # the file chooses pod use itself (x-podman.in_pod)
+    raw: dict = field(default_factory=dict)  # the whole file, for the top-level sections
 
     def service_images(self, environ: t.Mapping[str, str] | None = None) -> dict[str, str]:
         """``{compose service: image}`` for services that are not built locally, interpolated."""
@@ -108,6 +109,52 @@ class ComposeProject:
     def started_services(self) -> list[str]:
         """Compose services ``up`` starts: those without a ``profiles`` key."""
         return [name for name, svc in self.services.items() if not svc.get("profiles")]
+
+    @property
+    def builds(self) -> bool:
+        """True when a service is built from a context (``up --build`` then rebuilds it)."""
+        return any(svc.get("build") for svc in self.services.values())
+
+    def referenced_paths(self, environ: t.Mapping[str, str] | None = None) -> list[tuple[str, str, bool, str]]:
+        """Other files the project reads, as ``(reference as written, absolute path, is a folder, kind)``:
+        kind ``config`` for top-level ``secrets``/``configs`` files, ``extends.file`` and ``include``; kind
+        ``bind`` for relative bind-mount sources outside the service folder (``../shared/conf``). Inside the
+        folder, git-tracked files are digested anyway; absolute host paths (``/srv/data``) are never digested."""
+        variables = self.variables(environ)
+        found: dict[str, tuple[str, str, bool, str]] = {}
+
+        def add(ref: t.Any, relative_only: bool = False) -> None:
+            if not isinstance(ref, str) or not ref:
+                return
+            ref = interpolate(ref, variables)
+            if relative_only and not ref.startswith("."):
+                return  # a named volume or an absolute host path
+            path = os.path.normpath(os.path.join(self.service_dir, os.path.expanduser(ref)))
+            inside = not os.path.relpath(path, self.service_dir).startswith("..")
+            if relative_only and inside:
+                return
+            found.setdefault(path, (ref, path, os.path.isdir(path), "bind" if relative_only else "config"))
+
+        for section in ("secrets", "configs"):
+            for entry in (self.raw.get(section) or {}).values():
+                if isinstance(entry, dict):
+                    add(entry.get("file"))
+        includes = self.raw.get("include") or []
+        for entry in includes if isinstance(includes, list) else []:
+            paths = entry.get("path") if isinstance(entry, dict) else entry
+            for ref in paths if isinstance(paths, list) else [paths]:
+                add(ref)
+        for svc in self.services.values():
+            extends = svc.get("extends")
+            if isinstance(extends, dict):
+                add(extends.get("file"))
+            for volume in svc.get("volumes") or []:
+                if isinstance(volume, dict):
+                    if volume.get("type") == "bind":
+                        add(volume.get("source"), relative_only=True)
+                elif isinstance(volume, str):
+                    add(volume.split(":", 1)[0], relative_only=True)
+        return list(found.values())
 
     def published_ports(self, environ: t.Mapping[str, str] | None = None) -> list[str]:
         """Host ports as ``[ip:]port`` strings, for the URLs a summary prints."""
@@ -325,4 +372,5 @@ def load_project(service_dir: str, compose_file: str | None = None, environ: t.M
         dotenv=dotenv,
         env_files=_env_file_refs(service_dir, compose_name, services, variables),
         pod_setting=isinstance(data.get("x-podman"), dict) and "in_pod" in data["x-podman"],
+        raw=data,
     )

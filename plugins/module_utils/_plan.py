@@ -177,6 +177,7 @@ def discover(
             spec.project_name = project_name(prefix, name, spec.project.name)
             always = [(os.path.basename(spec.project.compose_file), spec.project.compose_file, True)]
             always += [(env_key(ref.ref, ref.path, spec.service_dir), ref.path, ref.required) for ref in spec.project.env_files]
+            always += referenced_files(spec, runner, repo_dir, tracked is not None)
             spec.files = file_map(spec.service_dir, rel_files, always, spec.project.settings.ignore, secrets)
             if secrets is not None:
                 check_vault_files(spec, secrets)
@@ -206,6 +207,40 @@ def check_vault_files(spec: ServiceSpec, secrets: Secrets) -> None:
             failures.setdefault(error, []).append(key)
     if failures:
         raise PodopsError("; ".join(f"cannot decrypt {', '.join(keys)}: {error}" for error, keys in failures.items()))
+
+
+MAX_FOLDER_FILES = 2000
+
+
+def referenced_files(spec: ServiceSpec, runner: Runner, repo_dir: str, in_git: bool) -> list[tuple[str, str, bool]]:
+    """``always`` entries for the files a project reads beyond its folder and env files.
+
+    Secrets, configs, extends and include files count whether git tracks them or not (secrets are often
+    host-local). Bind mounts from ``../`` count with their git-tracked files only: what git does not track
+    there is data the service writes, and digesting it would redeploy on every run."""
+    entries = []
+    for ref, path, is_dir, kind in spec.project.referenced_paths() if spec.project else []:
+        if kind == "bind":
+            rel = os.path.relpath(path, repo_dir)
+            if not in_git or rel.startswith(".."):
+                continue
+            for name in git_tracked_files(runner, repo_dir, rel) or []:
+                full = os.path.join(repo_dir, name)
+                entries.append((env_key(os.path.relpath(full, spec.service_dir), full, spec.service_dir), full, False))
+            continue
+        if not is_dir:
+            entries.append((env_key(ref, path, spec.service_dir), path, False))
+            continue
+        names = walk_files(path)
+        if len(names) > MAX_FOLDER_FILES:
+            raise PodopsError(
+                f"{ref} (mounted by the compose file) holds more than {MAX_FOLDER_FILES} files; podops digests what a "
+                "service reads from outside its folder. Mount data folders by absolute path, or move the files into the service folder."
+            )
+        for name in names:
+            full = os.path.join(path, name)
+            entries.append((env_key(os.path.join(ref, name), full, spec.service_dir), full, False))
+    return entries
 
 
 def env_key(ref: str, path: str, service_dir: str) -> str:

@@ -272,10 +272,11 @@ class PodmanCompose:
             os.path.join(service_dir, ".env"),
         ]
 
-    def up(self, project: str, compose_file: str, override_file: str, in_pod: bool | None = False) -> None:
+    def up(self, project: str, compose_file: str, override_file: str, in_pod: bool | None = False, build: bool = False) -> None:
         """``up -d`` without ``--remove-orphans``: podman-compose 1.6 passes it on to the ``down`` of the services
         it recreates, which then removes every container of the project. podops removes orphans itself."""
-        args = self.base_args(project, compose_file, override_file, in_pod) + ["up", "-d"]
+        # --build: rebuild images of services with a build context (before anything is torn down).
+        args = self.base_args(project, compose_file, override_file, in_pod) + ["up", "-d"] + (["--build"] if build else [])
         rc, out, err = self.run(args, cwd=os.path.dirname(compose_file))
         if rc != 0:
             raise PodopsError(f"podman-compose up failed (rc {rc}): {last_lines(err or out)}")

@@ -264,3 +264,60 @@ def test_ansible_pull_runs_the_repos_local_yml(host, tmp_path):
     assert second["services"]["hello"]["changed_files"] == ["site/index.html"]
     assert http_get(port).strip() == "pushed"
     assert pull()["services"]["hello"]["action"] == "unchanged"
+
+
+def test_secrets_shared_binds_and_builds_count(host, repo):
+    """Compose secrets from a host-local file, a bind mount from ../../shared, and a built image."""
+    port, built_port = free_port(), free_port()
+    repo.write(".gitignore", "secrets/\nshared/data/\n")
+    repo.write("secrets/token.txt", "token-1")
+    repo.write("shared/banner.txt", "banner-1")
+    repo.write(
+        "services/app/compose.yaml",
+        "x-podops:\n  health: {timeout: 30, samples: 2, interval: 0.3}\n"
+        "services:\n  web:\n    image: localhost/podops-demo:1\n"
+        '    command: ["sh", "-c", "trap \'exit 0\' TERM; cat /run/secrets/token /banner.txt > /www/index.html; httpd -f -p 8080 -h /www & wait"]\n'
+        f'    ports: ["127.0.0.1:{port}:8080"]\n'
+        "    secrets: [token]\n"
+        '    volumes: ["../../shared/banner.txt:/banner.txt:ro", "../../shared/data:/data"]\n'
+        "secrets:\n  token:\n    file: ../../secrets/token.txt\n",
+    )
+    repo.write("services/built/Containerfile", "FROM localhost/podops-demo:1\nCOPY index.html /www/index.html\n")
+    repo.write("services/built/index.html", "built-1")
+    repo.write(
+        "services/built/compose.yaml",
+        "x-podops:\n  health: {timeout: 30, samples: 2, interval: 0.3}\n"
+        f"services:\n  web:\n    build: {{context: ., dockerfile: Containerfile}}\n    image: localhost/podops-built-{host.prefix.strip('-')}:1\n"
+        f'    ports: ["127.0.0.1:{built_port}:8080"]\n',
+    )
+    repo.commit()
+    first = host.reconcile(repo)
+    assert first.rc == 0, first
+    assert http_get(port) == "token-1banner-1"
+    assert http_get(built_port) == "built-1"
+
+    (repo.path / "shared/data").mkdir(exist_ok=True)
+    (repo.path / "shared/data/app.db").write_text("data the service writes")
+    quiet = host.reconcile(repo)
+    assert quiet.rc == 0 and not quiet.changed, "untracked data under a bind mount never redeploys"
+
+    repo.write("secrets/token.txt", "token-2")
+    run = host.reconcile(repo)
+    assert run.report["services"]["app"]["changed_files"] == ["../../secrets/token.txt"]
+    assert http_get(port) == "token-2banner-1"
+
+    repo.write("shared/banner.txt", "banner-2")
+    repo.commit("banner")
+    run = host.reconcile(repo)
+    assert run.report["services"]["app"]["changed_files"] == ["../../shared/banner.txt"]
+    assert run.report["services"]["built"]["action"] == "unchanged"
+    assert http_get(port) == "token-2banner-2"
+
+    repo.write("services/built/index.html", "built-2")
+    repo.commit("rebuild")
+    run = host.reconcile(repo)
+    assert run.rc == 0, run
+    assert run.report["services"]["built"]["changed_files"] == ["index.html"]
+    assert http_get(built_port) == "built-2", "a changed build context is rebuilt"
+    sh("podman", "rm", "-f", "-t", "0", *[c["Id"] for c in host.containers("built")])
+    sh("podman", "rmi", "-f", f"localhost/podops-built-{host.prefix.strip('-')}:1")
