@@ -1,0 +1,70 @@
+"""The modules' main(): argument handling, check and diff mode, errors - against a real git repo and podman ps."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.podops.gitops.plugins.modules import compose_deploy, image_update, service_plan
+
+pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="the modules read `podman ps`; run through `make unit`")
+
+
+def run_module(module, args: dict, capsys, check_mode: bool = False, diff: bool = False) -> dict:
+    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    with patch_module_args(args), pytest.raises(SystemExit):
+        module.main()
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture
+def env_repo(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "services/web").mkdir(parents=True)
+    (repo / "services/web/compose.yaml").write_text("services:\n  app:\n    image: localhost/podops-demo:1\n")
+    env = dict(os.environ, GIT_CONFIG_GLOBAL="/dev/null", GIT_CONFIG_SYSTEM="/dev/null")
+    for argv in (["init", "-q", "-b", "main"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@podops.invalid", "commit", "-q", "-m", "x"]):
+        subprocess.run(["git", "-C", str(repo), *argv], check=True, env=env)
+    return repo
+
+
+def test_missing_repo_dir_fails_with_the_fix(tmp_path, capsys):
+    result = run_module(compose_deploy, {"repo_dir": str(tmp_path / "nope"), "state_dir": str(tmp_path / "state")}, capsys)
+    assert result["failed"] is True
+    assert result["msg"] == f"podops_repo_dir {tmp_path / 'nope'} does not exist or is not a folder; point it at a checkout of your env repo"
+    assert not (tmp_path / "state").exists(), "bad input changes nothing"
+
+
+def test_check_mode_plans_and_starts_nothing(env_repo, tmp_path, capsys):
+    state = tmp_path / "state"
+    prefix = f"u{os.getpid()}-"
+    result = run_module(compose_deploy, {"repo_dir": str(env_repo), "state_dir": str(state), "project_prefix": prefix}, capsys, check_mode=True, diff=True)
+    assert result["changed"] is True
+    assert result["diff"]["prepared"] == "+ web: deploy (new)\n"
+    assert result["report"]["check_mode"] is True
+    assert result["report"]["services"]["web"]["action"] == "deployed"
+    assert json.loads((state / "last-run.json").read_text())["run_id"] == result["report"]["run_id"]
+    assert not (state / "state.json").exists()
+    listed = subprocess.run(["podman", "ps", "-a", "-q", "--filter", f"label=io.podops.prefix={prefix}"], capture_output=True, text=True, check=True)
+    assert listed.stdout == ""
+
+
+def test_service_plan_is_read_only(env_repo, tmp_path, capsys):
+    state = tmp_path / "state"
+    result = run_module(service_plan, {"repo_dir": str(env_repo), "state_dir": str(state)}, capsys, diff=True)
+    assert result["changed"] is True
+    assert result["plan"]["web"]["action"] == "deploy" and result["plan"]["web"]["reason"] == "new"
+    assert len(result["commit"]) == 40
+    assert not state.exists()
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "", "nope"])
+def test_image_update_refuses_bad_names(env_repo, tmp_path, capsys, name):
+    result = run_module(image_update, {"repo_dir": str(env_repo), "state_dir": str(tmp_path / "state"), "service": name}, capsys)
+    assert result["failed"] is True
+    assert "podops_service" in result["msg"] and result["msg"].endswith("Services: web")
+    assert not (tmp_path / "state").exists()
