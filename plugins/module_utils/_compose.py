@@ -123,14 +123,15 @@ class ComposeProject:
         variables = self.variables(environ)
         found: dict[str, tuple[str, str, bool, str]] = {}
 
-        def add(ref: t.Any, relative_only: bool = False) -> None:
+        def add(ref: t.Any, relative_only: bool = False, interpolated: bool = False) -> None:
             if not isinstance(ref, str) or not ref:
                 return
-            ref = interpolate(ref, variables)
+            if not interpolated:
+                ref = interpolate(ref, variables)
             if relative_only and not ref.startswith("."):
                 return  # a named volume or an absolute host path
             path = os.path.normpath(os.path.join(self.service_dir, os.path.expanduser(ref)))
-            inside = not os.path.relpath(path, self.service_dir).startswith("..")
+            inside = os.path.relpath(path, self.service_dir).split(os.sep)[0] != ".."
             if relative_only and inside:
                 return
             found.setdefault(path, (ref, path, os.path.isdir(path), "bind" if relative_only else "config"))
@@ -153,7 +154,8 @@ class ComposeProject:
                     if volume.get("type") == "bind":
                         add(volume.get("source"), relative_only=True)
                 elif isinstance(volume, str):
-                    add(volume.split(":", 1)[0], relative_only=True)
+                    # ${DIR:-../x}:/y holds a ':' of its own: fill the variables in before splitting
+                    add(interpolate(volume, variables).split(":", 1)[0], relative_only=True, interpolated=True)
         return list(found.values())
 
     def published_ports(self, environ: t.Mapping[str, str] | None = None) -> list[str]:

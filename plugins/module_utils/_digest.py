@@ -118,7 +118,8 @@ def file_entry(path: str, secrets: Secrets | None = None) -> tuple[str, str] | N
                 plaintext = secrets.plaintext(real)
                 if plaintext is not None:
                     return ("x" if info.st_mode & 0o111 else "f"), hashlib.sha256(plaintext).hexdigest()
-                secrets.found[real] = (first + handle.read()).decode("ascii", errors="replace")
+                first += handle.read()
+                secrets.found[real] = first.decode("ascii", errors="replace")
             digest.update(first)
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
