@@ -135,7 +135,8 @@ class Deployer:
         # Containers of compose services that left the file (what --remove-orphans would do, see PodmanCompose.up).
         stale = [c.name for c in self.podman.containers(label=None, project=project_name) if c.compose_service not in project.services]
         self.podman.remove_containers(stale)
-        self.compose.up(project_name, project.compose_file, override, None if project.pod_setting else False, build=project.builds)
+        pod = None if project.pod_setting else False
+        self.compose.up(project_name, project.compose_file, override, pod, build=project.builds, user_override=project.override_file)
         settings = project.settings
         wait_healthy(
             self.podman,
@@ -211,9 +212,8 @@ class Deployer:
         recorded = recorded or {}
         snap_dir = self.snapshots.service_dir(spec.name, spec.rel_dir) if recorded.get("digest") else None
         if snap_dir is None:
-            if spec.project is not None:
-                override = os.path.join(self.overrides, f"{spec.name}.yml")
-                self.compose.stop(spec.project_name, spec.project.compose_file, override, None if spec.project.pod_setting else False)
+            # Stop this project's containers only (by label, never by name: a name may be another's).
+            self.podman.stop_project(spec.project_name)
             return Outcome(FAILED, f"{error} (no earlier version to go back to; its containers were stopped)")
         try:
             compose_name = recorded.get("compose_file")

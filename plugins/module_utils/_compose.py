@@ -71,6 +71,7 @@ class ComposeProject:
     settings: Settings
     dotenv: dict[str, str]
     env_files: list[EnvFileRef]
+    override_file: str | None = None  # compose.override.yaml and friends, passed on with -f
     pod_setting: bool = False  # the file chooses pod use itself (x-podman.in_pod)
     raw: dict = field(default_factory=dict)  # the whole file, for the top-level sections
 
@@ -158,6 +159,29 @@ class ComposeProject:
                     add(interpolate(volume, variables).split(":", 1)[0], relative_only=True, interpolated=True)
         return list(found.values())
 
+    def writable_binds(self) -> list[str]:
+        """Relative bind-mount sources inside the service folder mounted read-write (``./data:/data``), as
+        paths relative to the folder: data the service writes. Only used for env repos that are not git
+        checkouts, where podops cannot ask git which files are part of the repo."""
+        found = []
+        for svc in self.services.values():
+            for volume in svc.get("volumes") or []:
+                if isinstance(volume, dict):
+                    source, read_only = volume.get("source"), bool(volume.get("read_only"))
+                    if volume.get("type") != "bind":
+                        continue
+                elif isinstance(volume, str):
+                    parts = interpolate(volume, self.variables()).split(":")
+                    source, read_only = parts[0], len(parts) > 2 and "ro" in parts[2].split(",")
+                else:
+                    continue
+                if not isinstance(source, str) or not source.startswith(".") or read_only:
+                    continue
+                rel = os.path.relpath(os.path.normpath(os.path.join(self.service_dir, source)), self.service_dir)
+                if rel != "." and rel.split(os.sep)[0] != "..":
+                    found.append(rel)
+        return found
+
     def published_ports(self, environ: t.Mapping[str, str] | None = None) -> list[str]:
         """Host ports as ``[ip:]port`` strings, for the URLs a summary prints."""
         variables = self.variables(environ)
@@ -176,6 +200,34 @@ def find_compose_file(service_dir: str) -> str | None:
         if os.path.isfile(candidate):
             return candidate
     return None
+
+
+def find_override_file(compose_file: str) -> str | None:
+    """The standard override next to the compose file (``compose.override.yaml`` for ``compose.yaml``,
+    ``docker-compose.override.yml`` for ``docker-compose.yml``, ...). podman-compose reads it only when no
+    ``-f`` is given; podops gives ``-f``, so it passes the override on itself."""
+    stem, ext = os.path.splitext(compose_file)
+    for candidate in (f"{stem}.override{ext}", f"{stem}.override.yaml", f"{stem}.override.yml"):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def _included_services(service_dir: str, data: dict, compose_name: str, variables: t.Mapping[str, str]) -> dict[str, dict]:
+    """Services of the files named by ``include:`` (they are part of the project podman-compose runs)."""
+    found: dict[str, dict] = {}
+    includes = data.get("include") or []
+    for entry in includes if isinstance(includes, list) else []:
+        paths = entry.get("path") if isinstance(entry, dict) else entry
+        for ref in paths if isinstance(paths, list) else [paths]:
+            if not isinstance(ref, str):
+                continue
+            included = load_yaml_file(os.path.normpath(os.path.join(service_dir, interpolate(ref, variables))))
+            services = included.get("services") if isinstance(included, dict) else None
+            if not isinstance(services, dict):
+                raise PodopsError(f"{compose_name}: the included file {ref} has no 'services:' mapping")
+            found.update({name: svc for name, svc in services.items() if isinstance(svc, dict)})
+    return found
 
 
 def yaml_error_message(path: str, exc: Exception) -> str:
@@ -346,24 +398,37 @@ def load_project(service_dir: str, compose_file: str | None = None, environ: t.M
     data = load_yaml_file(compose_file)
     if not isinstance(data, dict):
         raise PodopsError(f"{compose_name} must be a mapping with a 'services:' key")
-    services = data.get("services")
-    if not isinstance(services, dict) or not services:
-        raise PodopsError(f"{compose_name} has no services: add a 'services:' mapping with at least one service")
-    for name, svc in services.items():
-        if not isinstance(svc, dict):
-            raise PodopsError(f"{compose_name}: services.{name} must be a mapping")
-        if not svc.get("image") and not svc.get("build"):
-            raise PodopsError(f"{compose_name}: services.{name} needs an 'image:' (or a 'build:')")
     dotenv: dict[str, str] = {}
     dotenv_path = os.path.join(service_dir, ".env")
     if os.path.isfile(dotenv_path):
         try:
-            with open(dotenv_path, encoding="utf-8", errors="replace") as handle:
+            with open(dotenv_path, encoding="utf-8-sig", errors="replace") as handle:
                 dotenv = parse_dotenv(handle.read())
         except OSError as exc:
             raise PodopsError(f"cannot read {dotenv_path}: {exc.strerror}") from exc
     variables = dict(dotenv)
     variables.update(environ if environ is not None else os.environ)
+    services = data.get("services")
+    if services is None and data.get("include"):
+        services = {}
+    if not isinstance(services, dict):
+        raise PodopsError(f"{compose_name} has no services: add a 'services:' mapping with at least one service")
+    services = dict(services)
+    for name, svc in services.items():
+        if not isinstance(svc, dict):
+            raise PodopsError(f"{compose_name}: services.{name} must be a mapping")
+        if not svc.get("image") and not svc.get("build") and not svc.get("extends"):
+            raise PodopsError(f"{compose_name}: services.{name} needs an 'image:' (or a 'build:' or 'extends:')")
+    for name, svc in _included_services(service_dir, data, compose_name, variables).items():
+        services.setdefault(name, svc)
+    override = find_override_file(compose_file)
+    if override is not None:
+        extra = load_yaml_file(override)
+        for name, svc in ((extra or {}).get("services") or {}).items() if isinstance(extra, dict) else []:
+            if isinstance(svc, dict):
+                services[name] = {**services.get(name, {}), **svc}
+    if not services:
+        raise PodopsError(f"{compose_name} has no services: add a 'services:' mapping with at least one service")
     name = data.get("name")
     return ComposeProject(
         service_dir=service_dir,
@@ -375,4 +440,5 @@ def load_project(service_dir: str, compose_file: str | None = None, environ: t.M
         env_files=_env_file_refs(service_dir, compose_name, services, variables),
         pod_setting=isinstance(data.get("x-podman"), dict) and "in_pod" in data["x-podman"],
         raw=data,
+        override_file=override,
     )

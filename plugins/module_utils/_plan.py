@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from ._common import LABEL_DIGEST, LABEL_PREFIX, LABEL_SERVICE, SERVICE_NAME_RE, PodopsError, Runner
 from ._compose import ComposeProject, find_compose_file, load_project
-from ._digest import Secrets, changed_files, digest_of, file_map, git_commit, git_tracked_files, walk_files
+from ._digest import MISSING, Secrets, changed_files, digest_of, file_map, git_commit, git_tracked_files, walk_files
 from ._podman import Container
 
 # plan actions (what would happen) -> report actions (what happened)
@@ -171,9 +171,13 @@ def discover(
         rel_dir = os.path.join(os.path.normpath(services_dir), name)
         spec = ServiceSpec(name=name, rel_dir=rel_dir, service_dir=os.path.join(repo_dir, rel_dir), project_name=project_name(prefix, name))
         specs[name] = spec
-        rel_files = by_service.get(name, []) if tracked is not None else walk_files(spec.service_dir)
+        rel_files = by_service.get(name, []) if tracked is not None else None
+        if tracked is not None and not rel_files:
+            warnings.append(f"{rel_dir} is not committed to git: all its files are digested until it is")
         try:
             spec.project = load_project(spec.service_dir)
+            if rel_files is None:
+                rel_files = [rel for rel in walk_files(spec.service_dir) if not under_any(rel, spec.project.writable_binds())]
             spec.project_name = project_name(prefix, name, spec.project.name)
             always = [(os.path.basename(spec.project.compose_file), spec.project.compose_file, True)]
             always += [(env_key(ref.ref, ref.path, spec.service_dir), ref.path, ref.required) for ref in spec.project.env_files]
@@ -184,12 +188,16 @@ def discover(
         except PodopsError as exc:
             spec.error = str(exc)
             try:
-                spec.files = file_map(spec.service_dir, rel_files)
+                spec.files = file_map(spec.service_dir, rel_files if rel_files is not None else walk_files(spec.service_dir))
             except PodopsError:
                 spec.files = {}
         spec.digest = digest_of(spec.files)
     mark_project_clashes(specs)
     return specs, set(candidates), warnings, commit
+
+
+def under_any(rel: str, folders: t.Iterable[str]) -> bool:
+    return any(rel == folder or rel.startswith(folder.rstrip("/") + "/") for folder in folders)
 
 
 def check_vault_files(spec: ServiceSpec, secrets: Secrets) -> None:
@@ -261,6 +269,17 @@ def mark_project_clashes(specs: t.Mapping[str, ServiceSpec]) -> None:
                     f"services {', '.join(sorted(names))} all use the compose project name {project!r}; "
                     "give each its own top-level 'name:' (or none, to use the folder name)"
                 )
+    holders: dict[str, list[str]] = {}
+    for spec in specs.values():
+        for container in spec.project.container_names(spec.project_name).values() if spec.project else []:
+            holders.setdefault(container, []).append(spec.name)
+    for container, names in holders.items():
+        if len(set(names)) > 1:
+            for name in set(names):
+                specs[name].error = specs[name].error or (
+                    f"services {', '.join(sorted(set(names)))} all declare container_name {container!r}; "
+                    "a container name is global on the host: give each service its own"
+                )
 
 
 def live_by_project(containers: t.Iterable[Container]) -> dict[str, list[Container]]:
@@ -293,6 +312,8 @@ def drift_reason(spec: ServiceSpec, recorded_digest: str, containers: t.Sequence
     for container in containers:
         if LABEL_DIGEST not in container.labels:
             return f"container {container.name} was not started by podops"
+        if container.labels.get(LABEL_SERVICE) != spec.name:
+            return f"container {container.name} was deployed as service {container.labels.get(LABEL_SERVICE)!r}"
         if container.labels.get(LABEL_DIGEST) != recorded_digest:
             return f"container {container.name} runs another version"
         if container.state != "running" and not (container.compose_service in oneshot and container.exit_code == 0):
@@ -312,6 +333,7 @@ def decide(spec: ServiceSpec, recorded: dict | None, containers: t.Sequence[Cont
     item.previous_digest = recorded.get("digest")
     if spec.error:
         item.action, item.reason, item.error = FAILED, "invalid", spec.error
+        item.changed_files = changed_files(recorded.get("files"), spec.files) if recorded.get("files") else []
         return item
     if not recorded.get("digest"):
         if containers and drift_reason(spec, spec.digest or "", containers) is None:
@@ -319,7 +341,7 @@ def decide(spec: ServiceSpec, recorded: dict | None, containers: t.Sequence[Cont
             return item
         item.action = DEPLOY
         item.reason = "retry" if recorded.get("failed_digest") == spec.digest else "new"
-        item.changed_files = sorted(spec.files) if not recorded else []
+        item.changed_files = sorted(rel for rel, entry in spec.files.items() if entry != MISSING)
         return item
     if recorded["digest"] != spec.digest:
         item.action = DEPLOY
@@ -366,6 +388,8 @@ def make_plan(
         if project not in owned_projects and service and service not in specs:
             orphans.setdefault(service, project)
     for name, project in sorted(orphans.items()):
-        reason = "deselected" if name in in_repo else "removed"
+        # A folder renamed with the compose project kept (top-level name:): the project is now another
+        # service's; pruning it would take that service down.
+        reason = "renamed" if project in owned_projects else "deselected" if name in in_repo else "removed"
         items[name] = PlanItem(name=name, action=ORPHANED, reason=reason, project_name=project, previous_digest=(state.get(name) or {}).get("digest"))
     return Plan(commit=commit, items=dict(sorted(items.items())), specs=specs, live=by_project, warnings=warnings)

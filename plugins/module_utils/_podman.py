@@ -174,6 +174,11 @@ class Podman:
         if rc != 0:
             raise PodopsError(f"could not tag image {image_id[:12]} as {reference}: {last_lines(err)}")
 
+    def stop_project(self, project: str, stop_timeout: int = 10) -> None:
+        ids = [c.id for c in self.containers(label=None, project=project) if c.state == "running"]
+        if ids:
+            self.run([self.executable, "stop", "-t", str(stop_timeout)] + ids)
+
     def remove_containers(self, names: t.Sequence[str], stop_timeout: int = 10) -> None:
         if names:
             rc, _out, err = self.run([self.executable, "rm", "-f", "-t", str(stop_timeout)] + list(names))
@@ -253,7 +258,7 @@ class PodmanCompose:
         with contextlib.suppress(OSError):
             write_json(cache_file, {self._identity(): list(version)})
 
-    def base_args(self, project: str, compose_file: str, override_file: str, in_pod: bool | None = False) -> list[str]:
+    def base_args(self, project: str, compose_file: str, override_file: str, in_pod: bool | None = False, user_override: str | None = None) -> list[str]:
         """``in_pod=False`` unless the compose file decides (None): podman-compose's default pod is removed
         as a whole when one service is recreated, which takes the project's other containers with it."""
         service_dir = os.path.dirname(compose_file)
@@ -265,6 +270,7 @@ class PodmanCompose:
             project,
             "-f",
             compose_file,
+            *(["-f", user_override] if user_override else []),
             "-f",
             override_file,
             # podman-compose also reads a .env relative to its cwd: name the service's own explicitly.
@@ -272,15 +278,13 @@ class PodmanCompose:
             os.path.join(service_dir, ".env"),
         ]
 
-    def up(self, project: str, compose_file: str, override_file: str, in_pod: bool | None = False, build: bool = False) -> None:
+    def up(
+        self, project: str, compose_file: str, override_file: str, in_pod: bool | None = False, build: bool = False, user_override: str | None = None
+    ) -> None:
         """``up -d`` without ``--remove-orphans``: podman-compose 1.6 passes it on to the ``down`` of the services
         it recreates, which then removes every container of the project. podops removes orphans itself."""
         # --build: rebuild images of services with a build context (before anything is torn down).
-        args = self.base_args(project, compose_file, override_file, in_pod) + ["up", "-d"] + (["--build"] if build else [])
+        args = self.base_args(project, compose_file, override_file, in_pod, user_override) + ["up", "-d"] + (["--build"] if build else [])
         rc, out, err = self.run(args, cwd=os.path.dirname(compose_file))
         if rc != 0:
             raise PodopsError(f"podman-compose up failed (rc {rc}): {last_lines(err or out)}")
-
-    def stop(self, project: str, compose_file: str, override_file: str, in_pod: bool | None = False) -> None:
-        args = self.base_args(project, compose_file, override_file, in_pod) + ["stop"]
-        self.run(args, cwd=os.path.dirname(compose_file))

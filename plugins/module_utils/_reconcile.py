@@ -206,8 +206,9 @@ class Reconciler:
                     action, item.reason = DEPLOYED, "image"
                 self._entry(item, action)
         else:
-            self._apply(plan, state, store, podman)
+            # Prune first: a service that moved to another folder needs the ports its old project holds.
             self._prune(plan, state, store, podman)
+            self._apply(plan, state, store, podman)
             store.save(state)
 
         report = build_report(self.run_id, options.trigger, plan.commit, self.started, self.check_mode, self.services, warnings=plan.warnings)
@@ -322,6 +323,12 @@ class Reconciler:
     def _prune(self, plan: Plan, state: dict[str, dict], store: StateStore, podman: Podman) -> None:
         snapshots = SnapshotStore(self.options.state_dir)
         for item in plan.by_action(ORPHANED):
+            if item.reason == "renamed":
+                # Its compose project now belongs to the service in the new folder: forget the old name only.
+                state.pop(item.name, None)
+                snapshots.remove(item.name)
+                self._entry(item, ORPHANED)
+                continue
             if not self.options.prune:
                 self._entry(item, ORPHANED)
                 continue

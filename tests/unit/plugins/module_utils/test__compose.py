@@ -339,7 +339,7 @@ def test_invalid_yaml_names_file_and_line(tmp_path, text, where):
         ("version: '3'\n", "compose.yaml has no services: add a 'services:' mapping with at least one service"),
         ("services: {}\n", "compose.yaml has no services: add a 'services:' mapping with at least one service"),
         ("services: {web: nginx}\n", "compose.yaml: services.web must be a mapping"),
-        ("services: {web: {ports: ['80:80']}}\n", "compose.yaml: services.web needs an 'image:' (or a 'build:')"),
+        ("services: {web: {ports: ['80:80']}}\n", "compose.yaml: services.web needs an 'image:' (or a 'build:' or 'extends:')"),
     ],
 )
 def test_invalid_compose_model(tmp_path, text, message):

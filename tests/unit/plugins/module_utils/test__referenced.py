@@ -137,6 +137,7 @@ volumes:
 
 def test_referenced_paths_lists_config_files_and_outside_binds(tmp_path, write_tree):
     files = {"secrets/token.txt": "s3cret\n", "shared/conf/app.conf": "x", "shared/certs/cert.pem": "x", "services/web/.env": "COMMON=../../common\n"}
+    files.update({f"common/{name}.yaml": "services: {}\n" for name in ("a", "b", "c", "base")})
     project = project_of(tmp_path, write_tree, REFERENCING_COMPOSE, files, environ={"SHARED": "../../shared"})
     repo = str(tmp_path / "repo")
 
@@ -321,5 +322,4 @@ def test_plan_of_a_checkout_without_git_leaves_shared_binds_out(shared_repo, tmp
         "../../secrets/token.txt",
         ".env",
         "compose.yaml",
-        "data/db.sqlite",
-    ]
+    ], "without git, what the service writes into a read-write ./data mount is data, not input"
