@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import crypt  # bcrypt hashes for the registry's htpasswd, from the standard library (Python 3.11)
+import subprocess
 import textwrap
+import time
+import urllib.error
+import urllib.request
 
 import pytest
 from conftest import free_port, http_get, sh
@@ -166,3 +171,50 @@ def test_drift_is_repaired(host, repo):
     state = sh("podman", "inspect", "--format", "{{.State.Status}}", bystander).stdout.strip()
     assert state == "running", "a container podops never deployed is never touched"
     sh("podman", "rm", "-f", "-t", "0", bystander)
+
+
+def test_private_registry_login_from_the_role(host, repo, tmp_path):
+    """A registry that wants a password: the role logs in (podman_login, no_log) before anything is pulled."""
+    password = "pw-registry-5e7d"
+    port = free_port()
+    (tmp_path / "htpasswd").write_text(f"deploy:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n")
+    (tmp_path / "reg.yml").write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: podops\n    path: {tmp_path / 'htpasswd'}\n"
+    )
+    registry = subprocess.Popen(["docker-registry", "serve", str(tmp_path / "reg.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            except urllib.error.HTTPError:
+                break  # 401: up and asking for a password
+            except OSError:
+                assert time.monotonic() < deadline, "registry did not start"
+                time.sleep(0.1)
+        ref = f"127.0.0.1:{port}/private-{host.prefix.strip('-')}:latest"
+        pusher_auth = str(tmp_path / "pusher-auth.json")  # the push's credentials stay out of podman's default auth file
+        sh("podman", "tag", "localhost/podops-demo:2", ref)
+        sh("podman", "login", "--tls-verify=false", "--authfile", pusher_auth, "-u", "deploy", "-p", password, f"127.0.0.1:{port}")
+        sh("podman", "push", "-q", "--tls-verify=false", "--authfile", pusher_auth, ref)
+        sh("podman", "rmi", ref)
+        host.env["CONTAINERS_REGISTRIES_CONF"] = str(tmp_path / "registries.conf")
+        (tmp_path / "registries.conf").write_text(f'[[registry]]\nlocation = "127.0.0.1:{port}"\ninsecure = true\n')
+        site_port = free_port()
+        repo.write("services/private/compose.yaml", image_service(ref, site_port))
+        repo.commit()
+
+        anonymous = host.reconcile(repo)
+        assert anonymous.rc != 0
+        assert "could not be pulled" in anonymous.report["services"]["private"]["error"]
+
+        login = [{"registry": f"127.0.0.1:{port}", "username": "deploy", "password": password, "tls_verify": False}]
+        run = host.reconcile(repo, "-vvv", podops_registry_logins=login)
+        assert run.rc == 0, run
+        assert http_get(site_port).strip() == "podops demo 2"
+        assert password not in run.stdout + run.stderr, "no_log: the password is never printed, -vvv included"
+    finally:
+        sh("podman", "logout", f"127.0.0.1:{port}", check=False)
+        registry.terminate()
+        registry.wait(timeout=10)
