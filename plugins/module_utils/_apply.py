@@ -98,18 +98,17 @@ class Deployer:
         state_dir: str,
         prefix: str,
         commit: str | None,
-        repo_dir: str = "",
+        repo_dir: str,
         secrets: Secrets | None = None,
     ):
-        self.repo_dir = repo_dir
-        self.secrets = secrets or Secrets()
-        self.runtime = RuntimeStore(state_dir)
         self.podman = podman
         self.compose = compose
-        self.state_dir = state_dir
         self.prefix = prefix or ""
         self.commit = commit or ""
+        self.repo_dir = repo_dir
+        self.secrets = secrets or Secrets()
         self.snapshots = SnapshotStore(state_dir)
+        self.runtime = RuntimeStore(state_dir)
         self.overrides = os.path.join(state_dir, "overrides")
 
     def labels(self, service: str, digest: str, commit: str) -> dict[str, str]:
@@ -133,7 +132,8 @@ class Deployer:
         override = os.path.join(self.overrides, f"{name}{suffix}.yml")
         atomic_write(override, override_document(project, labels, images, pins))
         # Containers of compose services that left the file (what --remove-orphans would do, see PodmanCompose.up).
-        stale = [c.name for c in self.podman.containers(label=None, project=project_name) if c.compose_service not in project.services]
+        current = self.podman.project_containers(project_name, not_before=time.monotonic())
+        stale = [c.name for c in current if c.compose_service not in project.services]
         self.podman.remove_containers(stale)
         pod = None if project.pod_setting else False
         self.compose.up(project_name, project.compose_file, override, pod, build=project.builds, user_override=project.override_file)
@@ -181,7 +181,7 @@ class Deployer:
                 ids[image] = image_id
         return {svc: ids[ref] for svc, ref in refs.items() if ref in ids}
 
-    def deploy(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any] | None, repo_dir: str, pull: bool = False) -> Outcome:
+    def deploy(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any] | None, pull: bool = False) -> Outcome:
         started = time.monotonic()
         project = spec.project
         if project is None or spec.digest is None:  # the plan never sends these; guard anyway
@@ -205,7 +205,7 @@ class Deployer:
             outcome = self.rollback(spec, recorded, str(exc))
             outcome.duration_s = time.monotonic() - started
             return outcome
-        self.snapshots.save(spec.name, self.repo_dir or repo_dir, spec.rel_dir, spec.files)
+        self.snapshots.save(spec.name, self.repo_dir, spec.rel_dir, spec.files)
         return Outcome(DEPLOYED, None, time.monotonic() - started, images)
 
     def rollback(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any] | None, error: str) -> Outcome:
@@ -221,7 +221,7 @@ class Deployer:
             labels = self.labels(spec.name, recorded["digest"], recorded.get("commit") or "")
             images = dict(recorded.get("images") or {})
             # The last good images by ID: a tag that moved since must not bring the new image back.
-            pins = {svc: image_id for svc, image_id in images.items() if svc in old.services and self.podman.image_exists(image_id)}
+            pins = {svc: image_id for svc, image_id in images.items() if svc in old.services and self.podman.image_id(image_id)}
             vault = None
             if recorded.get("vault_keys"):
                 snap_root = snap_dir[: -len(spec.rel_dir)].rstrip("/")

@@ -145,10 +145,6 @@ class Podman:
             raise PodopsError(f"'podman ps --format json' printed something that is not JSON: {exc}") from exc
         return [Container.from_ps(entry) for entry in entries]
 
-    def image_exists(self, image: str) -> bool:
-        rc, _out, _err = self.run([self.executable, "image", "exists", image])
-        return rc == 0
-
     def pull(self, image: str) -> None:
         rc, out, err = self.run([self.executable, "pull", "--quiet", image])
         if rc != 0:

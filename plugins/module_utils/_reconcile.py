@@ -73,8 +73,8 @@ class Options:
 
 
 def compute_plan(options: Options, runner: Runner, podman: Podman | None = None) -> tuple[Plan, dict[str, dict]]:
-    """The read-only part: state + live containers + repo -> plan (for a redeploy: of that one service)."""
-    options.validate()
+    """The read-only part: state + live containers + repo -> plan (for a redeploy: of that one service).
+    ``options`` must be validated (``Options.validate``) by the caller."""
     state = StateStore(options.state_dir).load()
     podman = podman or Podman(runner, options.podman_executable)
     containers = podman.containers(label=None)
@@ -265,14 +265,12 @@ class Reconciler:
             recorded_before = dict(state)
 
             def deployed(spec: ServiceSpec, outcome: Outcome | None) -> None:
-                item = plan.items[spec.name]
-                if outcome is not None and outcome.action == DEPLOYED:
+                outcome = outcome or Outcome(FAILED, "no outcome")  # deploy() always returns one
+                if outcome.action == DEPLOYED:
                     state[spec.name] = _record_success(spec, plan.commit, outcome.images)
-                elif outcome is not None:
+                else:
                     state[spec.name] = _record_failure(state.get(spec.name), spec, outcome.error or "failed")
-                    if outcome.images is not None:
-                        state[spec.name]["images"] = outcome.images
-                self._entry(item, outcome.action if outcome else FAILED, outcome.error if outcome else None, outcome.duration_s if outcome else 0.0)
+                self._entry(plan.items[spec.name], outcome.action, outcome.error, outcome.duration_s)
                 store.save(state)  # after every service: a killed run keeps what finished
 
             def refreshed(spec: ServiceSpec, outcome: Outcome | None) -> None:
@@ -292,7 +290,7 @@ class Reconciler:
                 store.save(state)
 
             def deploy(spec: ServiceSpec) -> Outcome:
-                return deployer.deploy(spec, recorded_before.get(spec.name), options.repo_dir, pull=bool(options.redeploy))
+                return deployer.deploy(spec, recorded_before.get(spec.name), pull=bool(options.redeploy))
 
             def refresh(spec: ServiceSpec) -> Outcome | None:
                 running = plan.live.get(spec.project_name, [])

@@ -91,6 +91,7 @@ def main() -> None:
         module.fail_json(msg=missing_required_lib("PyYAML"), exception=str(YAML_IMPORT_ERROR))
     options = options_from_params(module.params)
     try:
+        options.validate()
         plan, _state = compute_plan(options, make_runner(module))
     except PodopsError as exc:
         module.fail_json(msg=str(exc))
