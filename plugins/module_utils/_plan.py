@@ -171,13 +171,15 @@ def discover(
         rel_dir = os.path.join(os.path.normpath(services_dir), name)
         spec = ServiceSpec(name=name, rel_dir=rel_dir, service_dir=os.path.join(repo_dir, rel_dir), project_name=project_name(prefix, name))
         specs[name] = spec
-        rel_files = by_service.get(name, []) if tracked is not None else None
-        if tracked is not None and not rel_files:
+        # None: git cannot say which files belong (no checkout, or a folder not committed yet): walk it.
+        rel_files = by_service.get(name) if tracked is not None else None
+        if tracked is not None and rel_files is None:
             warnings.append(f"{rel_dir} is not committed to git: all its files are digested until it is")
         try:
             spec.project = load_project(spec.service_dir)
             if rel_files is None:
-                rel_files = [rel for rel in walk_files(spec.service_dir) if not under_any(rel, spec.project.writable_binds())]
+                data = spec.project.writable_binds()
+                rel_files = [rel for rel in walk_files(spec.service_dir) if not under_any(rel, data)]
             spec.project_name = project_name(prefix, name, spec.project.name)
             always = [(os.path.basename(spec.project.compose_file), spec.project.compose_file, True)]
             always += [(env_key(ref.ref, ref.path, spec.service_dir), ref.path, ref.required) for ref in spec.project.env_files]

@@ -7,6 +7,7 @@ and a plan without orphans (a redeploy)."""
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 from ansible_collections.podops.gitops.plugins.module_utils._common import PodopsError
@@ -265,3 +266,25 @@ def test_plan_without_orphans_reports_only_the_repo_services(shop, tmp_path, run
     assert {name: item.action for name, item in without.items.items()} == {"shop": "deploy"}
     assert without.changes is True
     assert sorted(without.live) == ["gone", "legacy"]
+
+
+def test_a_service_folder_not_committed_yet_is_digested_whole(tmp_path, runner):
+    repo = tmp_path / "repo"
+    for rel, text in {"services/old/compose.yaml": "services: {a: {image: x}}\n"}.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@podops.invalid", "-C", str(repo)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
+    (repo / "services/new/conf").mkdir(parents=True)
+    (repo / "services/new/compose.yaml").write_text("services: {a: {image: x, volumes: ['./conf:/c:ro', './data:/d']}}\n")
+    (repo / "services/new/conf/app.conf").write_text("a\n")
+    (repo / "services/new/data").mkdir()
+    (repo / "services/new/data/db").write_text("written by the service\n")
+
+    plan = make_plan(runner, str(repo), "services", {}, [])
+
+    assert sorted(plan.specs["new"].files) == [".env", "compose.yaml", "conf/app.conf"]
+    assert "services/new is not committed to git: all its files are digested until it is" in plan.warnings
+    assert sorted(plan.specs["old"].files) == [".env", "compose.yaml"]
