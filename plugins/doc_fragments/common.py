@@ -67,6 +67,12 @@ options:
     type: str
     choices: [cli, timer, webhook, laptop]
     default: cli
+  run_id:
+    description:
+      - Id of this run, naming its report C(<state_dir>/runs/<run_id>.json). Letters, digits, C(.), C(_), C(-), at most 64.
+      - Default is a new sortable id such as C(20261126T123456Z-3f9a1c). The webhook shim passes its own to find the report of
+        the run it started.
+    type: str
   lock_timeout:
     description:
       - Seconds to wait for another reconcile on this host to finish. V(0) refuses at once.

@@ -29,6 +29,7 @@ COMMON_ARGSPEC: dict[str, dict[str, t.Any]] = {
 # The options of the modules that take the host lock and write a run report (doc fragment common.run).
 RUN_ARGSPEC: dict[str, dict[str, t.Any]] = {
     "trigger": {"type": "str", "default": "cli", "choices": ["cli", "timer", "webhook", "laptop"]},
+    "run_id": {"type": "str"},
     "parallel": {"type": "int", "default": 4},
     "lock_timeout": {"type": "float", "default": 300},
     "keep_runs": {"type": "int", "default": 100},
@@ -91,6 +92,7 @@ def options_from_params(params: t.Mapping[str, t.Any]) -> Options:
         project_prefix=params.get("project_prefix") or "",
         prune=bool(params.get("prune", False)),
         trigger=params.get("trigger") or "cli",
+        run_id=params.get("run_id") or None,
         parallel=int(params.get("parallel") or 4),
         lock_timeout=float(params.get("lock_timeout") if params.get("lock_timeout") is not None else 300),
         keep_runs=int(params.get("keep_runs") or 100),

@@ -18,7 +18,7 @@ from ._common import SERVICE_NAME_RE, PodopsError, Runner, utcnow
 from ._digest import Secrets
 from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, list_services, make_plan
 from ._podman import Podman, PodmanCompose
-from ._report import TRIGGERS, build_report, new_run_id, service_entry, write_report
+from ._report import RUN_ID_RE, TRIGGERS, build_report, new_run_id, service_entry, write_report
 from ._state import HostLock, RuntimeStore, SnapshotStore, StateStore
 
 PRUNED = "pruned"
@@ -33,6 +33,7 @@ class Options:
     project_prefix: str = ""
     prune: bool = False
     trigger: str = "cli"
+    run_id: str | None = None
     parallel: int = 4
     lock_timeout: float = 300.0
     keep_runs: int = 100
@@ -54,6 +55,8 @@ class Options:
             raise PodopsError(f"podops_state_dir must be an absolute path, not {self.state_dir!r}")
         if self.trigger not in TRIGGERS:
             raise PodopsError(f"podops_trigger must be one of {', '.join(TRIGGERS)}, not {self.trigger!r}")
+        if self.run_id is not None and not RUN_ID_RE.match(self.run_id):
+            raise PodopsError(f"podops_run_id may only use letters, digits, '.', '_' and '-' (at most 64, not starting with '.'), not {self.run_id!r}")
         if self.parallel < 1:
             raise PodopsError("podops_parallel must be at least 1")
         if self.project_prefix and not all(c.isalnum() or c in "_-" for c in self.project_prefix):
@@ -170,7 +173,7 @@ class Reconciler:
         self.runner = runner
         self.check_mode = check_mode
         self.started = utcnow()
-        self.run_id = new_run_id(self.started)
+        self.run_id = options.run_id or new_run_id(self.started)
         self.services: dict[str, dict] = {}
         self.plan: Plan | None = None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import typing as t
 
@@ -20,6 +21,8 @@ from ._common import utcnow
 from ._state import ensure_dir, write_json
 
 TRIGGERS = ("cli", "timer", "webhook", "laptop")
+# A caller-chosen run id (the webhook shim passes its own) names the file runs/<run_id>.json.
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
 RESULTS = ("ok", "changed", "failed")
 
 

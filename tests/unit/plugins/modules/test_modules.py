@@ -68,3 +68,20 @@ def test_image_update_refuses_bad_names(env_repo, tmp_path, capsys, name):
     assert result["failed"] is True
     assert "podops_service" in result["msg"] and result["msg"].endswith("Services: web")
     assert not (tmp_path / "state").exists()
+
+
+def test_caller_chosen_run_id_names_the_report(env_repo, tmp_path, capsys):
+    state = tmp_path / "state"
+    args = {"repo_dir": str(env_repo), "state_dir": str(state), "run_id": "wh-42.a", "trigger": "webhook"}
+    result = run_module(compose_deploy, args, capsys, check_mode=True)
+    assert result["report"]["run_id"] == "wh-42.a"
+    assert json.loads((state / "runs/wh-42.a.json").read_text())["trigger"] == "webhook"
+
+
+@pytest.mark.parametrize("run_id", ["../x", "a/b", ".hidden", "x" * 65, "a b"])
+def test_bad_run_id_is_refused_before_anything(env_repo, tmp_path, capsys, run_id):
+    state = tmp_path / "state"
+    result = run_module(compose_deploy, {"repo_dir": str(env_repo), "state_dir": str(state), "run_id": run_id}, capsys, check_mode=True)
+    assert result["failed"] is True
+    assert result["msg"].startswith("podops_run_id may only use letters")
+    assert not state.exists()
