@@ -1,6 +1,6 @@
 #!/bin/sh
 # Make this machine ready for `make demo` and `make test`; idempotent and quick when already done.
-#  - podman, runc, git, busybox-static through apt when missing (as root; otherwise say what to install)
+#  - podman, runc, git, busybox-static, docker-registry, nginx-light through apt when missing (as root; otherwise say what to install)
 #  - a venv (.venv) from the pinned requirements.txt
 #  - the collection on ANSIBLE_COLLECTIONS_PATH (.work/collections, a symlink to this checkout)
 #  - the tiny demo image localhost/podops-demo:1, built locally
@@ -16,6 +16,8 @@ command -v podman >/dev/null 2>&1 || missing="$missing podman"
 command -v git >/dev/null 2>&1 || missing="$missing git"
 command -v busybox >/dev/null 2>&1 || missing="$missing busybox-static"
 command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
+# nginx: the reverse proxy the blue-green tests switch (a real one, reloaded gracefully)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
 [ -x /usr/sbin/runc ] || [ -x /usr/bin/runc ] || missing="$missing runc"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

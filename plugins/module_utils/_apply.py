@@ -17,6 +17,8 @@ Independent services deploy in parallel (bounded), in waves of ``x-podops.order`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import os
 import threading
 import time
@@ -24,13 +26,14 @@ import typing as t
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ._common import LABEL_COMMIT, LABEL_DIGEST, LABEL_IMAGE, LABEL_PREFIX, LABEL_SERVICE, PodopsError
+from ._common import LABEL_COMMIT, LABEL_DIGEST, LABEL_IMAGE, LABEL_PREFIX, LABEL_SERVICE, LABEL_SLOT, PodopsError
 from ._compose import ComposeProject, load_project
 from ._digest import Secrets
 from ._health import wait_healthy
 from ._plan import ServiceSpec
 from ._podman import Container, Podman, PodmanCompose
 from ._state import RuntimeStore, SnapshotStore, atomic_write, ensure_dir
+from ._switch import SLOTS, Marker, Switch
 
 try:
     import yaml
@@ -46,6 +49,7 @@ class Outcome:
     error: str | None = None
     duration_s: float = 0.0
     images: dict[str, str] | None = None  # compose service -> image ID now running (when it changed)
+    project: str | None = None  # blue-green: the compose project of the slot now active
 
 
 def override_document(
@@ -107,6 +111,7 @@ class Deployer:
         self.commit = commit or ""
         self.repo_dir = repo_dir
         self.secrets = secrets or Secrets()
+        self.state_dir = state_dir
         self.snapshots = SnapshotStore(state_dir)
         self.runtime = RuntimeStore(state_dir)
         self.overrides = os.path.join(state_dir, "overrides")
@@ -124,10 +129,13 @@ class Deployer:
         pins: t.Mapping[str, str] | None = None,
         suffix: str = "",
         vault: VaultSource | None = None,
+        env: t.Mapping[str, str] | None = None,
     ) -> None:
         decrypted: set[str] = set()
         if vault is not None:
             project, decrypted = self._materialize(name, project, vault)
+        if env:
+            project = dataclasses.replace(project, slot_env=dict(env))
         ensure_dir(self.overrides)
         override = os.path.join(self.overrides, f"{name}{suffix}.yml")
         atomic_write(override, override_document(project, labels, images, pins))
@@ -136,7 +144,7 @@ class Deployer:
         stale = [c.name for c in current if c.compose_service not in project.services]
         self.podman.remove_containers(stale)
         pod = None if project.pod_setting else False
-        self.compose.up(project_name, project.compose_file, override, pod, build=project.builds, user_override=project.override_file)
+        self.compose.up(project_name, project.compose_file, override, pod, build=project.builds, user_override=project.override_file, env=env)
         settings = project.settings
         wait_healthy(
             self.podman,
@@ -191,6 +199,8 @@ class Deployer:
         except PodopsError as exc:
             # Nothing was stopped: the running version (if any) is untouched.
             return Outcome(FAILED, str(exc), time.monotonic() - started)
+        if project.settings.blue_green:
+            return self.switch(spec, recorded, images, started)
         try:
             # Containers made by hand under this project's names would block podman-compose (drift).
             self.podman.remove_containers(spec.squatters)
@@ -207,6 +217,29 @@ class Deployer:
             return outcome
         self.snapshots.save(spec.name, self.repo_dir, spec.rel_dir, spec.files)
         return Outcome(DEPLOYED, None, time.monotonic() - started, images)
+
+    def switch(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any] | None, images: t.Mapping[str, str], started: float) -> Outcome:
+        """Blue-green: the new version starts in the standby slot; the active one serves until it is healthy."""
+        project = t.cast(ComposeProject, spec.project)
+        labels = self.labels(spec.name, t.cast(str, spec.digest), self.commit)
+        backend = ComposeSlots(self, spec.name, spec.project_name, project, labels, images, self.vault_source(spec))
+        switch = Switch(project.settings.switch_config(spec.name), backend, self.state_dir, runner=self.podman.run)
+        had_active = switch.status()["active"] is not None
+        try:
+            result = switch.run(slot_version(t.cast(str, spec.digest), images))
+        except PodopsError as exc:
+            # The old slot was never stopped: it still serves the last good version.
+            return Outcome(ROLLED_BACK if had_active else FAILED, str(exc), time.monotonic() - started)
+        active_project = backend.project_name(t.cast(str, result.active))
+        old_project = (recorded or {}).get("project")
+        if old_project and old_project not in backend.projects():
+            # It ran with another strategy (or under another name) before: the active slot has taken over.
+            try:
+                self.podman.remove_project(old_project)
+            except PodopsError as exc:
+                return Outcome(FAILED, f"slot {result.active} is active, but the old project {old_project} could not be removed: {exc}")
+        self.snapshots.save(spec.name, self.repo_dir, spec.rel_dir, spec.files)
+        return Outcome(DEPLOYED, None, time.monotonic() - started, dict(images), project=active_project)
 
     def rollback(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any] | None, error: str) -> Outcome:
         recorded = recorded or {}
@@ -247,6 +280,8 @@ class Deployer:
         changed = sorted(svc for svc, image_id in images.items() if svc in before and before[svc] != image_id)
         if not changed:
             return None
+        if project.settings.blue_green:
+            return self.switch(spec, recorded, images, started)
         digest = recorded.get("digest") or spec.digest or ""
         labels = self.labels(spec.name, digest, recorded.get("commit") or self.commit)
         try:
@@ -261,6 +296,73 @@ class Deployer:
                 return Outcome(FAILED, f"{error}; going back to the previous image failed too: {again}", time.monotonic() - started)
             return Outcome(ROLLED_BACK, f"{error}; the previous image runs again", time.monotonic() - started, before)
         return Outcome(DEPLOYED, None, time.monotonic() - started, images)
+
+
+def slot_version(digest: str, images: t.Mapping[str, str]) -> str:
+    """What a blue-green slot runs: the service's digest and the image IDs (an image update is a new version)."""
+    ids = hashlib.sha256("\n".join(f"{svc}={image_id}" for svc, image_id in sorted(images.items())).encode()).hexdigest()[:12]
+    return f"{digest}+{ids}"
+
+
+def slot_projects(project_name: str) -> list[str]:
+    return [f"{project_name}-{slot}" for slot in SLOTS]
+
+
+class ComposeSlots:
+    """The compose backend of the A/B switch: slot X of service S is compose project ``<project>-X``, started
+    from the same compose file with ``PODOPS_SLOT`` and ``PODOPS_SLOT_PORT`` to interpolate, and gated by
+    the same health loop as any deploy."""
+
+    def __init__(
+        self,
+        deployer: Deployer,
+        name: str,
+        project_name: str,
+        project: ComposeProject,
+        labels: t.Mapping[str, str],
+        images: t.Mapping[str, str],
+        vault: VaultSource | None = None,
+    ):
+        self.deployer = deployer
+        self.name = name
+        self.base = project_name
+        self.project = project
+        self.labels = dict(labels)
+        self.images = dict(images)
+        self.vault = vault
+        self.stop_timeout = int(project.settings.slots.get("stop_timeout", 10))
+
+    def project_name(self, slot: str) -> str:
+        return f"{self.base}-{slot}"
+
+    def projects(self) -> list[str]:
+        return slot_projects(self.base)
+
+    def describe(self, slot: str) -> str:
+        port = (self.project.settings.slots.get("ports") or {}).get(slot)
+        return f"compose project {self.project_name(slot)}" + (f", port {port}" if port else "")
+
+    def start(self, slot: str, version: str) -> None:
+        labels = dict(self.labels, **{LABEL_SLOT: slot})
+        env = self.project.slot_env(slot)
+        self.deployer._up(self.name, self.project_name(slot), self.project, labels, self.images, suffix=f".{slot}", vault=self.vault, env=env)
+
+    def stop(self, slot: str) -> None:
+        self.deployer.podman.remove_project(self.project_name(slot), stop_timeout=self.stop_timeout)
+
+    def is_running(self, slot: str) -> bool:
+        containers = self.deployer.podman.project_containers(self.project_name(slot), not_before=time.monotonic())
+        return any(c.state == "running" for c in containers)
+
+
+def remove_slots(podman: Podman, state_dir: str, name: str, project_name: str) -> list[str]:
+    """Prune a blue-green service: both slot projects and its marker."""
+    removed = []
+    for project in slot_projects(project_name):
+        removed += podman.remove_project(project)
+    with contextlib.suppress(OSError):
+        os.unlink(Marker(state_dir, name).path)
+    return removed
 
 
 def waves(specs: t.Iterable[ServiceSpec]) -> list[list[ServiceSpec]]:

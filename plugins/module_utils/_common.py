@@ -17,6 +17,8 @@ LABEL_DIGEST = "io.podops.digest"
 LABEL_COMMIT = "io.podops.commit"
 LABEL_PREFIX = "io.podops.prefix"
 LABEL_IMAGE = "io.podops.image"
+LABEL_SWITCH = "io.podops.switch"  # a standalone ab_switch's name (not a reconciled service)
+LABEL_SLOT = "io.podops.slot"  # a/b: the blue-green slot a container belongs to
 LABEL_COMPOSE_PROJECT = "io.podman.compose.project"
 LABEL_COMPOSE_SERVICE = "com.docker.compose.service"
 

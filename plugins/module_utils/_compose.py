@@ -19,6 +19,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from ._common import COMPOSE_FILE_NAMES, PodopsError
+from ._switch import DEFAULT_UPSTREAM_TEMPLATE, SwitchConfig
 
 try:
     import yaml
@@ -33,7 +34,8 @@ except ImportError as exc:  # pragma: no cover - reported by the modules with mi
     HAS_YAML = False
     YAML_IMPORT_ERROR = exc
 
-STRATEGIES = ("recreate",)
+STRATEGIES = ("recreate", "blue-green")
+SLOT_KEYS = ("ports", "health_url", "upstream_file", "upstream_template", "reload_command", "drain", "stop_timeout")
 HEALTH_DEFAULTS = {"timeout": 60.0, "samples": 2, "interval": 0.5}
 DEFAULT_ORDER = 50
 XPODOPS_KEYS = ("strategy", "health", "ignore", "order", "oneshot", "slots", "image_updates")
@@ -60,6 +62,35 @@ class Settings:
     order: int = DEFAULT_ORDER
     oneshot: list[str] = field(default_factory=list)
     image_updates: bool | None = None  # None: follow podops_image_updates
+    slots: dict[str, t.Any] = field(default_factory=dict)  # blue-green: x-podops.slots, validated
+
+    @property
+    def blue_green(self) -> bool:
+        return self.strategy == "blue-green"
+
+    def switch_config(self, name: str) -> SwitchConfig:
+        """The A/B switch of a blue-green service; its health gate follows x-podops.health."""
+        slots = self.slots
+        return SwitchConfig(
+            name=name,
+            ports=dict(slots.get("ports") or {}),
+            health_url=slots.get("health_url"),
+            health_timeout=self.health_timeout,
+            health_samples=self.health_samples,
+            health_interval=self.health_interval,
+            upstream_file=slots.get("upstream_file"),
+            upstream_template=slots.get("upstream_template") or DEFAULT_UPSTREAM_TEMPLATE,
+            reload_command=list(slots.get("reload_command") or []),
+            drain=float(slots.get("drain", 2.0)),
+        )
+
+    def slot_env(self, slot: str) -> dict[str, str]:
+        """What a slot's compose file can interpolate: ${PODOPS_SLOT} and ${PODOPS_SLOT_PORT}."""
+        env = {"PODOPS_SLOT": slot}
+        port = (self.slots.get("ports") or {}).get(slot)
+        if port:
+            env["PODOPS_SLOT_PORT"] = str(port)
+        return env
 
 
 @dataclass
@@ -74,6 +105,7 @@ class ComposeProject:
     override_file: str | None = None  # compose.override.yaml and friends, passed on with -f
     pod_setting: bool = False  # the file chooses pod use itself (x-podman.in_pod)
     raw: dict = field(default_factory=dict)  # the whole file, for the top-level sections
+    slot_env: dict[str, str] = field(default_factory=dict)  # a blue-green slot's PODOPS_SLOT, PODOPS_SLOT_PORT
 
     def service_images(self, environ: t.Mapping[str, str] | None = None) -> dict[str, str]:
         """``{compose service: image}`` for services that are not built locally, interpolated."""
@@ -105,6 +137,7 @@ class ComposeProject:
     def variables(self, environ: t.Mapping[str, str] | None = None) -> dict[str, str]:
         merged = dict(self.dotenv)
         merged.update(environ if environ is not None else os.environ)
+        merged.update(self.slot_env)
         return merged
 
     def started_services(self) -> list[str]:
@@ -324,8 +357,6 @@ def _settings(raw: t.Any, compose_name: str, services: t.Mapping[str, t.Any]) ->
     settings = Settings()
     strategy = raw.get("strategy", "recreate")
     if strategy not in STRATEGIES:
-        if strategy == "blue-green":
-            raise PodopsError(f"{where}.strategy blue-green is not available in this version of podops.gitops; use 'recreate'")
         raise PodopsError(f"{where}.strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
     settings.strategy = strategy
     health = raw.get("health") or {}
@@ -360,7 +391,43 @@ def _settings(raw: t.Any, compose_name: str, services: t.Mapping[str, t.Any]) ->
     if image_updates is not None and not isinstance(image_updates, bool):
         raise PodopsError(f"{where}.image_updates must be true or false, not {image_updates!r}")
     settings.image_updates = image_updates
+    settings.slots = _slots(raw.get("slots"), settings, where, services)
     return settings
+
+
+def _slots(raw: t.Any, settings: Settings, where: str, services: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """x-podops.slots of a blue-green service: ports per slot, health URL, reverse-proxy upstream."""
+    if raw is not None and not settings.blue_green:
+        raise PodopsError(f"{where}.slots only applies to strategy blue-green; add 'strategy: blue-green' or remove slots")
+    if not settings.blue_green:
+        return {}
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise PodopsError(f"{where}.slots must be a mapping, for example {{ports: {{a: 8081, b: 8082}}}}")
+    unknown = sorted(set(raw) - set(SLOT_KEYS))
+    if unknown:
+        raise PodopsError(f"{where}.slots has unknown key(s) {', '.join(unknown)}; known keys: {', '.join(SLOT_KEYS)}")
+    named = sorted(name for name, svc in services.items() if isinstance(svc, dict) and svc.get("container_name"))
+    if named:
+        raise PodopsError(
+            f"{where}: strategy blue-green runs two copies side by side, so container_name cannot be used "
+            f"(services {', '.join(named)}); remove it and let podman-compose name the containers"
+        )
+    slots = dict(raw)
+    ports = slots.get("ports")
+    if ports is not None:
+        if not isinstance(ports, dict):
+            raise PodopsError(f"{where}.slots.ports must map each slot to its port, for example {{a: 8081, b: 8082}}")
+        slots["ports"] = {str(slot): port for slot, port in ports.items()}
+    for key in ("drain", "stop_timeout"):
+        value = slots.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise PodopsError(f"{where}.slots.{key} must be a number of seconds >= 0, not {value!r}")
+    reload_command = slots.get("reload_command")
+    if isinstance(reload_command, str):
+        raise PodopsError(f"{where}.slots.reload_command must be a list of arguments (it runs without a shell), for example [nginx, -s, reload]")
+    Settings(strategy="blue-green", slots=slots).switch_config("check").validate(f"{where}.slots")
+    return slots
 
 
 def _env_file_refs(service_dir: str, compose_name: str, services: dict, variables: t.Mapping[str, str]) -> list[EnvFileRef]:

@@ -38,6 +38,123 @@ RUN_ARGSPEC: dict[str, dict[str, t.Any]] = {
 }
 
 
+# podops.gitops.ab_switch
+SWITCH_ARGSPEC: dict[str, dict[str, t.Any]] = {
+    "name": {"type": "str", "required": True},
+    "backend": {"type": "str", "default": "compose", "choices": ["compose", "systemd"]},
+    "version": {"type": "str"},
+    "project_src": {"type": "path"},
+    "project_name": {"type": "str"},
+    "unit": {"type": "str"},
+    "ports": {"type": "dict"},
+    "health_url": {"type": "str"},
+    "health_timeout": {"type": "float", "default": 60},
+    "health_samples": {"type": "int", "default": 2},
+    "health_interval": {"type": "float", "default": 0.5},
+    "upstream_file": {"type": "path"},
+    "upstream_template": {"type": "str", "default": "server 127.0.0.1:{port};\n"},
+    "reload_command": {"type": "list", "elements": "str", "default": []},
+    "drain": {"type": "float", "default": 2},
+    "stop_timeout": {"type": "int", "default": 10},
+    "state_dir": {"type": "path"},
+    "lock_timeout": {"type": "float", "default": 300},
+    "podman_executable": {"type": "str"},
+    "compose_executable": {"type": "str"},
+}
+
+
+def switch_and_exit(module: t.Any) -> None:
+    """podops.gitops.ab_switch: build the switch and its backend from the parameters, run it, exit."""
+    from ._common import PodopsError
+    from ._state import HostLock
+    from ._switch import Marker, Switch, SwitchConfig
+
+    params = module.params
+    state_dir = params.get("state_dir") or default_state_dir()
+    runner = make_runner(module)
+    try:
+        ports = {str(slot): port for slot, port in (params.get("ports") or {}).items()}
+        try:
+            ports = {slot: int(port) for slot, port in ports.items()}
+        except (TypeError, ValueError):
+            raise PodopsError(f"ports must map each slot to a port number, for example {{a: 8081, b: 8082}}, not {params['ports']!r}") from None
+        config = SwitchConfig(
+            name=params["name"],
+            ports=ports,
+            health_url=params.get("health_url"),
+            health_timeout=params["health_timeout"],
+            health_samples=params["health_samples"],
+            health_interval=params["health_interval"],
+            upstream_file=params.get("upstream_file"),
+            upstream_template=params["upstream_template"],
+            reload_command=list(params.get("reload_command") or []),
+            drain=params["drain"],
+        )
+        config.validate()
+        if params["backend"] == "systemd":
+            from ._switch import SystemdBackend
+
+            backend: t.Any = SystemdBackend(runner, params["unit"], timeout=params["health_timeout"])
+            version = params["version"]
+        else:
+            backend, version = _compose_slots(module, params, state_dir, runner, config)
+        marker = Marker(state_dir, config.name)
+        holder = f"pid {os.getpid()}, ab_switch {config.name}"
+        lock = HostLock(state_dir, params["lock_timeout"], holder, path=marker.path[: -len(".json")] + ".lock", what=f"switch of {config.name}")
+        switch = Switch(config, backend, state_dir, runner=runner)
+        if module.check_mode:
+            before = marker.load()
+            result = switch.run(version, check_mode=True)
+        else:
+            before = marker.load()
+            with lock:
+                result = switch.run(version)
+    except PodopsError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    output = dict(result.as_dict(), marker=marker.path)
+    if module._diff:
+        after_version = result.version if result.changed or before.get("active") else None
+        output["diff"] = {
+            "before": {"active": before.get("active"), "version": (before.get("versions") or {}).get(before.get("active") or "")},
+            "after": {"active": result.active, "version": after_version},
+        }
+    module.exit_json(**output)
+
+
+def _compose_slots(module: t.Any, params: t.Mapping[str, t.Any], state_dir: str, runner: t.Any, config: t.Any) -> tuple[t.Any, str]:
+    """The compose backend of a standalone switch: the project in ``project_src`` and its version."""
+    from ._apply import ComposeSlots, Deployer, slot_version
+    from ._common import LABEL_DIGEST, LABEL_SWITCH, PodopsError
+    from ._compose import Settings, load_project
+    from ._digest import digest_of, file_map, walk_files
+    from ._podman import Podman, PodmanCompose
+
+    src = params["project_src"]
+    if not os.path.isdir(src):
+        raise PodopsError(f"project_src {src} is not a folder; point it at the folder with the compose file")
+    project = load_project(src)
+    # The module's options are the switch; the file's own x-podops settings stay as they are, slots taken from here.
+    settings = project.settings
+    project.settings = Settings(
+        strategy="blue-green",
+        health_timeout=settings.health_timeout,
+        health_samples=settings.health_samples,
+        health_interval=settings.health_interval,
+        oneshot=settings.oneshot,
+        slots={"ports": config.ports, "stop_timeout": params["stop_timeout"]},
+    )
+    podman = Podman(runner, params.get("podman_executable"))
+    podman.check_version()
+    compose = PodmanCompose(runner, params.get("compose_executable"))
+    compose.check_version(os.path.join(state_dir, "tools.json"))
+    deployer = Deployer(podman, compose, state_dir, "", None, src)
+    images = {} if module.check_mode else deployer.ensure_images(project)
+    version = params.get("version") or slot_version(digest_of(file_map(src, walk_files(src))), images)
+    labels = {LABEL_SWITCH: config.name, LABEL_DIGEST: version}
+    name = params.get("project_name") or config.name
+    return ComposeSlots(deployer, f"ab-{config.name}", name, project, labels, images), version
+
+
 def run_and_exit(module: t.Any, options: Options) -> None:
     """Run a reconcile (or a redeploy) for a module and exit with its result; service failures fail the task
     unless O(fail_on_service_error=false)."""
@@ -72,12 +189,12 @@ def default_state_dir() -> str:
 def make_runner(module: t.Any) -> t.Callable[..., tuple[int, str, str]]:
     """AnsibleModule.run_command with an argv list, no shell, no ``~``/``$VAR`` expansion, C locale."""
 
-    def run(args: list[str], cwd: str | None = None) -> tuple[int, str, str]:
+    def run(args: list[str], cwd: str | None = None, env: t.Mapping[str, str] | None = None) -> tuple[int, str, str]:
         return module.run_command(
             args,
             cwd=cwd,
             expand_user_and_vars=False,
-            environ_update={"LC_ALL": "C", "LANG": "C"},
+            environ_update={"LC_ALL": "C", "LANG": "C", **(env or {})},
         )
 
     return run

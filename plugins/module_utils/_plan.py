@@ -40,6 +40,15 @@ class ServiceSpec:
     error: str | None = None
     squatters: list[str] = field(default_factory=list)  # containers holding this project's names, made by hand
     vault_files: list[str] = field(default_factory=list)  # real paths of its ansible-vault files
+    live_project: str = ""  # the compose project that serves it: project_name, or a blue-green slot's
+
+    @property
+    def blue_green(self) -> bool:
+        return self.project is not None and self.project.settings.blue_green
+
+    def projects(self) -> list[str]:
+        """Every compose project this service may run as (both slots for blue-green)."""
+        return [f"{self.project_name}-{slot}" for slot in ("a", "b")] if self.blue_green else [self.project_name]
 
 
 @dataclass
@@ -356,6 +365,18 @@ def decide(spec: ServiceSpec, recorded: dict | None, containers: t.Sequence[Cont
     return item
 
 
+def serving_project(spec: ServiceSpec, recorded: t.Mapping[str, t.Any] | None, by_project: t.Mapping[str, list[Container]]) -> str:
+    """The compose project whose containers serve ``spec``: for blue-green, the slot podops made active
+    (recorded), else a slot that has containers."""
+    if not spec.blue_green:
+        return spec.project_name
+    slots = spec.projects()
+    recorded_project = (recorded or {}).get("project")
+    if recorded_project in slots:
+        return recorded_project
+    return next((project for project in slots if by_project.get(project)), slots[0])
+
+
 def make_plan(
     runner: Runner,
     repo_dir: str,
@@ -374,7 +395,8 @@ def make_plan(
     by_name = {c.name: c for c in containers}
     for spec in specs.values():
         spec.squatters = find_squatters(spec, by_name)
-    items = {name: decide(spec, state.get(name), by_project.get(spec.project_name, [])) for name, spec in specs.items()}
+        spec.live_project = serving_project(spec, state.get(spec.name), by_project)
+    items = {name: decide(spec, state.get(name), by_project.get(spec.live_project, [])) for name, spec in specs.items()}
     if not with_orphans:
         return Plan(commit=commit, items=dict(sorted(items.items())), specs=specs, live=by_project, warnings=warnings)
     live = live_by_project(c for c in containers if LABEL_SERVICE in c.labels and c.labels.get(LABEL_PREFIX, "") == (prefix or ""))
@@ -384,7 +406,7 @@ def make_plan(
     for name, recorded in state.items():
         if name not in specs and (recorded.get("digest") or recorded.get("project")):
             orphans[name] = recorded.get("project") or project_name(prefix, name)
-    owned_projects = {spec.project_name for spec in specs.values()}
+    owned_projects = {project for spec in specs.values() for project in spec.projects()}
     for project, members in live.items():
         service = members[0].labels.get(LABEL_SERVICE, "")
         if project not in owned_projects and service and service not in specs:

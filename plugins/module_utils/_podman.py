@@ -275,12 +275,21 @@ class PodmanCompose:
         ]
 
     def up(
-        self, project: str, compose_file: str, override_file: str, in_pod: bool | None = False, build: bool = False, user_override: str | None = None
+        self,
+        project: str,
+        compose_file: str,
+        override_file: str,
+        in_pod: bool | None = False,
+        build: bool = False,
+        user_override: str | None = None,
+        env: t.Mapping[str, str] | None = None,
     ) -> None:
         """``up -d`` without ``--remove-orphans``: podman-compose 1.6 passes it on to the ``down`` of the services
         it recreates, which then removes every container of the project. podops removes orphans itself."""
         # --build: rebuild images of services with a build context (before anything is torn down).
         args = self.base_args(project, compose_file, override_file, in_pod, user_override) + ["up", "-d"] + (["--build"] if build else [])
-        rc, out, err = self.run(args, cwd=os.path.dirname(compose_file))
+        # env: variables the compose file interpolates beyond .env (a blue-green slot's PODOPS_SLOT...).
+        extra = {"env": dict(env)} if env else {}
+        rc, out, err = self.run(args, cwd=os.path.dirname(compose_file), **extra)
         if rc != 0:
             raise PodopsError(f"podman-compose up failed (rc {rc}): {last_lines(err or out)}")

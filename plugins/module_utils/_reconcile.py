@@ -13,7 +13,7 @@ import os
 import typing as t
 from dataclasses import dataclass, field
 
-from ._apply import DEPLOYED, FAILED, ROLLED_BACK, Deployer, Outcome, apply_all
+from ._apply import DEPLOYED, FAILED, ROLLED_BACK, Deployer, Outcome, apply_all, remove_slots
 from ._common import SERVICE_NAME_RE, PodopsError, Runner, utcnow
 from ._digest import Secrets
 from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, list_services, make_plan
@@ -148,9 +148,11 @@ def _record_success(spec: ServiceSpec, commit: str | None, images: t.Mapping[str
     return {
         "images": dict(images or {}),
         "vault_keys": sorted(key for key in spec.files if os.path.realpath(os.path.join(spec.service_dir, key)) in vault),
-        "project": spec.project_name,
+        "project": spec.live_project or spec.project_name,
         "service_dir": spec.rel_dir,
         "compose_file": os.path.basename(spec.project.compose_file) if spec.project else None,
+        "strategy": spec.project.settings.strategy if spec.project else None,
+        "base_project": spec.project_name,
         "digest": spec.digest,
         "files": spec.files,
         "commit": commit,
@@ -248,7 +250,7 @@ class Reconciler:
             return False
         refs = spec.project.service_images()
         local = podman.image_ids(sorted(set(refs.values())))
-        running = {c.compose_service: c.image_id for c in plan.live.get(spec.project_name, [])}
+        running = {c.compose_service: c.image_id for c in plan.live.get(spec.live_project, [])}
         return any(svc in running and refs[svc] in local and local[refs[svc]] != running[svc] for svc in refs)
 
     def _image_updates_for(self, spec: ServiceSpec) -> bool:
@@ -270,6 +272,8 @@ class Reconciler:
             def deployed(spec: ServiceSpec, outcome: Outcome | None) -> None:
                 outcome = outcome or Outcome(FAILED, "no outcome")  # deploy() always returns one
                 if outcome.action == DEPLOYED:
+                    if outcome.project:
+                        spec.live_project = outcome.project  # blue-green: the slot now active
                     state[spec.name] = _record_success(spec, plan.commit, outcome.images)
                 else:
                     state[spec.name] = _record_failure(state.get(spec.name), spec, outcome.error or "failed")
@@ -296,7 +300,7 @@ class Reconciler:
                 return deployer.deploy(spec, recorded_before.get(spec.name), pull=bool(options.redeploy))
 
             def refresh(spec: ServiceSpec) -> Outcome | None:
-                running = plan.live.get(spec.project_name, [])
+                running = plan.live.get(spec.live_project, [])
                 return deployer.update_images(spec, recorded_before.get(spec.name) or {}, running)
 
             apply_all(to_deploy, deploy, options.parallel, deployed)
@@ -314,7 +318,7 @@ class Reconciler:
                 recorded = state.get(item.name) or {}
                 spec = plan.specs[item.name]
                 if item.reason == "adopted" or not recorded.get("digest"):
-                    running = plan.live.get(spec.project_name, [])
+                    running = plan.live.get(spec.live_project, [])
                     state[item.name] = _record_success(spec, plan.commit, {c.compose_service: c.image_id for c in running if c.image_id})
                     snapshots.save(spec.name, options.repo_dir, spec.rel_dir, spec.files)
                 elif recorded.get("status") != "ok":
@@ -334,6 +338,9 @@ class Reconciler:
                 self._entry(item, ORPHANED)
                 continue
             try:
+                recorded = state.get(item.name) or {}
+                if recorded.get("strategy") == "blue-green":
+                    remove_slots(podman, self.options.state_dir, item.name, str(recorded.get("base_project")))
                 podman.remove_project(item.project_name)
             except PodopsError as exc:
                 self._entry(item, FAILED, str(exc))
@@ -341,7 +348,7 @@ class Reconciler:
             state.pop(item.name, None)
             snapshots.remove(item.name)
             RuntimeStore(self.options.state_dir).remove(item.name)
-            for suffix in ("", ".rollback"):
+            for suffix in ("", ".rollback", ".a", ".b"):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(self.options.state_dir, "overrides", f"{item.name}{suffix}.yml"))
             self._entry(item, PRUNED)

@@ -108,14 +108,17 @@ class HostLock:
     A wrapper that already holds the lock (``flock <lock> ansible-pull ...``) sets ``PODOPS_LOCK_HELD=1``.
     """
 
-    def __init__(self, state_dir: str, timeout: float, holder: str):
-        self.path = os.path.join(state_dir, "reconcile.lock")
+    def __init__(self, state_dir: str, timeout: float, holder: str, path: str | None = None, what: str = "reconcile"):
+        self.path = path or os.path.join(state_dir, "reconcile.lock")
+        self.what = what
         self.timeout = timeout
         self.holder = holder
         self._fd: int | None = None
+        # Only the host lock can be held by a wrapper (podops-pull); other locks (an A/B switch's) are always taken.
+        self.wrapper_may_hold = path is None
 
     def __enter__(self) -> HostLock:
-        if os.environ.get(LOCK_ENV) == "1":
+        if self.wrapper_may_hold and os.environ.get(LOCK_ENV) == "1":
             return self
         ensure_dir(os.path.dirname(self.path))
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -132,7 +135,7 @@ class HostLock:
                     os.close(self._fd)
                     self._fd = None
                     raise PodopsError(
-                        f"another reconcile is running on this host ({holder or 'holder unknown'}; lock {self.path}); "
+                        f"another {self.what} is running on this host ({holder or 'holder unknown'}; lock {self.path}); "
                         f"waited {self.timeout:g}s. Run again when it has finished, or raise podops_lock_timeout."
                     ) from None
                 time.sleep(0.2)

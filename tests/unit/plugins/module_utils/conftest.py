@@ -40,15 +40,15 @@ def subprocess_env(tmp_path: t.Any) -> dict[str, str]:
 
 @pytest.fixture
 def runner(subprocess_env: dict[str, str]) -> t.Callable[..., tuple[int, str, str]]:
-    """The core's Runner contract, ``runner(argv, cwd=None) -> (rc, stdout, stderr)``, over subprocess.
+    """The core's Runner contract, ``runner(argv, cwd=None, env=None) -> (rc, stdout, stderr)``, over subprocess.
 
     ``runner.calls`` lists every argv it ran.
     """
     calls: list[list[str]] = []
 
-    def run(argv: list[str], cwd: str | None = None) -> tuple[int, str, str]:
+    def run(argv: list[str], cwd: str | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
         calls.append(list(argv))
-        proc = subprocess.run(argv, cwd=cwd, env=subprocess_env, capture_output=True, text=True, check=False)
+        proc = subprocess.run(argv, cwd=cwd, env=dict(subprocess_env, **(env or {})), capture_output=True, text=True, check=False)
         return proc.returncode, proc.stdout, proc.stderr
 
     run.calls = calls  # type: ignore[attr-defined]

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -384,8 +385,26 @@ def test_x_podops_partial_health_keeps_other_defaults(tmp_path):
     [
         ([1], ["must be a mapping, for example 'x-podops: {order: 10}'"]),
         ({"order": 1, "timeout": 5, "stratgy": "x"}, ["unknown key(s) stratgy, timeout", "known keys: strategy, health, ignore, order, oneshot, slots"]),
-        ({"strategy": "rolling"}, [".strategy must be one of recreate, not 'rolling'"]),
-        ({"strategy": "blue-green"}, [".strategy blue-green is not available in this version", "use 'recreate'"]),
+        ({"strategy": "rolling"}, [".strategy must be one of recreate, blue-green, not 'rolling'"]),
+        ({"slots": {"ports": {"a": 1, "b": 2}}}, [".slots only applies to strategy blue-green"]),
+        ({"strategy": "blue-green", "slots": [8081]}, [".slots must be a mapping, for example {ports: {a: 8081, b: 8082}}"]),
+        ({"strategy": "blue-green", "slots": {"port": 1}}, [".slots has unknown key(s) port", "known keys: ports, health_url"]),
+        ({"strategy": "blue-green", "slots": {"ports": {"a": 8081}}}, [".slots: ports must give one port per slot"]),
+        ({"strategy": "blue-green", "slots": {"ports": {"a": 8081, "b": 8081}}}, ["need two different ports"]),
+        ({"strategy": "blue-green", "slots": {"ports": {"a": "x", "b": 2}}}, ["port of slot a must be a number from 1 to 65535"]),
+        ({"strategy": "blue-green", "slots": {"health_url": "http://127.0.0.1:{port}/"}}, ["health_url use '{port}': give the slots' ports"]),
+        ({"strategy": "blue-green", "slots": {"health_url": "127.0.0.1/"}}, ["health_url must be an http(s) URL"]),
+        ({"strategy": "blue-green", "slots": {"ports": {"a": 1, "b": 2}, "upstream_file": "up.conf"}}, ["upstream_file must be an absolute path"]),
+        ({"strategy": "blue-green", "slots": {"reload_command": ["nginx"]}}, ["reload_command is run after the upstream file is written"]),
+        (
+            {"strategy": "blue-green", "slots": {"ports": {"a": 1, "b": 2}, "upstream_file": "/u", "reload_command": "nginx -s reload"}},
+            ["list of arguments (it runs without a shell)"],
+        ),
+        ({"strategy": "blue-green", "slots": {"drain": -1}}, [".slots.drain must be a number of seconds >= 0"]),
+        (
+            {"strategy": "blue-green", "slots": {"ports": {"a": 1, "b": 2}, "upstream_file": "/u", "upstream_template": "{host}"}},
+            ["upstream_template may only use {port} and {slot}"],
+        ),
         ({"health": 5}, [".health must be a mapping with timeout, samples and interval"]),
         ({"health": {"tmeout": 5}}, [".health has unknown key(s) tmeout", "known keys: timeout, samples, interval"]),
         ({"health": {"timeout": "soon"}}, [".health values must be numbers (seconds, count)", "'soon'"]),
@@ -415,3 +434,35 @@ def test_x_podops_errors(tmp_path, xpodops, fragments):
 def test_x_podops_oneshot_with_a_mapping_item_is_a_podops_error(tmp_path):
     with pytest.raises(PodopsError, match="oneshot must list compose services"):
         project_with(tmp_path, {"oneshot": [{"migrate": True}]})
+
+
+def test_blue_green_settings_make_the_switch_and_the_slot_variables(tmp_path):
+    xpodops = {
+        "strategy": "blue-green",
+        "health": {"timeout": 9, "samples": 3},
+        "slots": {"ports": {"a": 8081, "b": 8082}, "upstream_file": "/etc/nginx/up.conf", "reload_command": ["nginx", "-s", "reload"], "drain": 0.5},
+    }
+    project = project_with(tmp_path, xpodops)
+    config = project.settings.switch_config("web")
+
+    assert project.settings.blue_green
+    assert (config.name, config.ports, config.health_timeout, config.health_samples, config.drain) == ("web", {"a": 8081, "b": 8082}, 9.0, 3, 0.5)
+    assert config.upstream("b") == "server 127.0.0.1:8082;\n"
+    assert config.reload_command == ["nginx", "-s", "reload"]
+    assert project.settings.slot_env("b") == {"PODOPS_SLOT": "b", "PODOPS_SLOT_PORT": "8082"}
+
+
+def test_blue_green_refuses_container_name(tmp_path):
+    (tmp_path / "compose.yaml").write_text("x-podops: {strategy: blue-green}\nservices:\n  app: {image: x, container_name: web}\n")
+    with pytest.raises(PodopsError, match="container_name cannot be used .services app."):
+        load_project(str(tmp_path))
+
+
+def test_slot_variables_interpolate_the_published_port(tmp_path):
+    (tmp_path / "compose.yaml").write_text(
+        "x-podops: {strategy: blue-green, slots: {ports: {a: 8081, b: 8082}}}\nservices:\n  app: {image: x, ports: ['127.0.0.1:${PODOPS_SLOT_PORT}:80']}\n"
+    )
+    project = load_project(str(tmp_path))
+    slot_b = dataclasses.replace(project, slot_env=project.settings.slot_env("b"))
+
+    assert slot_b.published_ports() == ["127.0.0.1:8082"]
