@@ -82,6 +82,7 @@ class VaultSource:
     rel_dir: str
     files: list[str]
     live_dir: str  # the live service folder, for untracked data folders
+    vault: bool = True  # holds ansible-vault files (a blue-green slot copies plain services too)
 
 
 def is_mutable(image: str) -> bool:
@@ -114,6 +115,7 @@ class Deployer:
         self.state_dir = state_dir
         self.snapshots = SnapshotStore(state_dir)
         self.runtime = RuntimeStore(state_dir)
+        self.slot_copies = RuntimeStore(state_dir, base=os.path.join(state_dir, "slots"))
         self.overrides = os.path.join(state_dir, "overrides")
 
     def labels(self, service: str, digest: str, commit: str) -> dict[str, str]:
@@ -222,7 +224,8 @@ class Deployer:
         """Blue-green: the new version starts in the standby slot; the active one serves until it is healthy."""
         project = t.cast(ComposeProject, spec.project)
         labels = self.labels(spec.name, t.cast(str, spec.digest), self.commit)
-        backend = ComposeSlots(self, spec.name, spec.project_name, project, labels, images, self.vault_source(spec))
+        source = VaultSource(self.repo_dir, spec.rel_dir, sorted(spec.files), spec.service_dir, vault=bool(spec.vault_files))
+        backend = ComposeSlots(self, spec.name, spec.project_name, project, labels, images, source)
         switch = Switch(project.settings.switch_config(spec.name), backend, self.state_dir, runner=self.podman.run)
         had_active = switch.status()["active"] is not None
         try:
@@ -321,7 +324,7 @@ class ComposeSlots:
         project: ComposeProject,
         labels: t.Mapping[str, str],
         images: t.Mapping[str, str],
-        vault: VaultSource | None = None,
+        source: VaultSource | None = None,
     ):
         self.deployer = deployer
         self.name = name
@@ -329,7 +332,7 @@ class ComposeSlots:
         self.project = project
         self.labels = dict(labels)
         self.images = dict(images)
-        self.vault = vault
+        self.source = source
         self.stop_timeout = int(project.settings.slots.get("stop_timeout", 10))
 
     def project_name(self, slot: str) -> str:
@@ -343,9 +346,23 @@ class ComposeSlots:
         return f"compose project {self.project_name(slot)}" + (f", port {port}" if port else "")
 
     def start(self, slot: str, version: str) -> None:
+        """Start slot from its own copy of the service folder: the running slot keeps the files it started
+        with (a bind-mounted config changes under it otherwise) while the repo moves on."""
         labels = dict(self.labels, **{LABEL_SLOT: slot})
-        env = self.project.slot_env(slot)
-        self.deployer._up(self.name, self.project_name(slot), self.project, labels, self.images, suffix=f".{slot}", vault=self.vault, env=env)
+        env = self.project.settings.slot_env(slot)
+        name = f"{self.name}-{slot}"
+        # The standby serves nothing: whatever an interrupted switch left of it goes, so it starts clean
+        # (its containers would keep mounts of the copy replaced below).
+        self.stop(slot)
+        project, vault = self.project, None
+        if self.source is not None and self.source.vault:
+            vault = self.source  # decrypted into the runtime folder (tmpfs), one copy per slot
+        elif self.source is not None:
+            source = self.source
+            copy_dir = self.deployer.slot_copies.prepare(name, source.repo_dir, source.rel_dir, source.files, {}, source.live_dir)
+            project = load_project(copy_dir, os.path.join(copy_dir, os.path.basename(self.project.compose_file)))
+            project.settings = self.project.settings
+        self.deployer._up(name, self.project_name(slot), project, labels, self.images, vault=vault, env=env)
 
     def stop(self, slot: str) -> None:
         self.deployer.podman.remove_project(self.project_name(slot), stop_timeout=self.stop_timeout)
@@ -360,6 +377,9 @@ def remove_slots(podman: Podman, state_dir: str, name: str, project_name: str) -
     removed = []
     for project in slot_projects(project_name):
         removed += podman.remove_project(project)
+    copies = RuntimeStore(state_dir, base=os.path.join(state_dir, "slots"))
+    for slot in SLOTS:
+        copies.remove(f"{name}-{slot}")
     with contextlib.suppress(OSError):
         os.unlink(Marker(state_dir, name).path)
     return removed

@@ -123,7 +123,7 @@ def switch_and_exit(module: t.Any) -> None:
 
 def _compose_slots(module: t.Any, params: t.Mapping[str, t.Any], state_dir: str, runner: t.Any, config: t.Any) -> tuple[t.Any, str]:
     """The compose backend of a standalone switch: the project in ``project_src`` and its version."""
-    from ._apply import ComposeSlots, Deployer, slot_version
+    from ._apply import ComposeSlots, Deployer, VaultSource, slot_version
     from ._common import LABEL_DIGEST, LABEL_SWITCH, PodopsError
     from ._compose import Settings, load_project
     from ._digest import digest_of, file_map, walk_files
@@ -148,11 +148,18 @@ def _compose_slots(module: t.Any, params: t.Mapping[str, t.Any], state_dir: str,
     compose = PodmanCompose(runner, params.get("compose_executable"))
     compose.check_version(os.path.join(state_dir, "tools.json"))
     deployer = Deployer(podman, compose, state_dir, "", None, src)
-    images = {} if module.check_mode else deployer.ensure_images(project)
-    version = params.get("version") or slot_version(digest_of(file_map(src, walk_files(src))), images)
+    if module.check_mode:  # nothing is pulled: the version from the images present
+        refs = project.service_images()
+        local = podman.image_ids(sorted(set(refs.values())))
+        images = {svc: local[ref] for svc, ref in refs.items() if ref in local}
+    else:
+        images = deployer.ensure_images(project)
+    files = walk_files(src)
+    version = params.get("version") or slot_version(digest_of(file_map(src, files)), images)
     labels = {LABEL_SWITCH: config.name, LABEL_DIGEST: version}
     name = params.get("project_name") or config.name
-    return ComposeSlots(deployer, f"ab-{config.name}", name, project, labels, images), version
+    source = VaultSource(os.path.dirname(src.rstrip("/")), os.path.basename(src.rstrip("/")), files, src, vault=False)
+    return ComposeSlots(deployer, f"ab-{config.name}", name, project, labels, images, source), version
 
 
 def run_and_exit(module: t.Any, options: Options) -> None:

@@ -242,15 +242,19 @@ def mirror(
 
 
 class RuntimeStore:
-    """Decrypted copies of services with ansible-vault files, root-only (0700 folders, 0600 files).
+    """Decrypted copies of services with ansible-vault files, root-only (0700 folders, 0600 files); with
+    ``base``, the copies a blue-green slot runs from (``<state_dir>/slots``: its files stay as they were
+    while the repo moves on and the other slot starts).
 
     Under /run/podops as root (tmpfs: gone at reboot), ``$XDG_RUNTIME_DIR/podops`` otherwise, else
     ``<state_dir>/runtime``. A copy is made for each ``up`` and replaced atomically; env files are
     removed once the containers are created (podman read them); mounted files stay while the service runs.
     """
 
-    def __init__(self, state_dir: str):
-        if os.geteuid() == 0 and os.path.isdir("/run"):
+    def __init__(self, state_dir: str, base: str | None = None):
+        if base:
+            self.base = base
+        elif os.geteuid() == 0 and os.path.isdir("/run"):
             self.base = "/run/podops/" + _slug(state_dir)
         elif os.environ.get("XDG_RUNTIME_DIR"):
             self.base = os.path.join(os.environ["XDG_RUNTIME_DIR"], "podops", _slug(state_dir))
@@ -268,6 +272,10 @@ class RuntimeStore:
         tmp = tempfile.mkdtemp(prefix=f".tmp-{service}-", dir=self.base)
         try:
             copy_dir = mirror(os.path.join(tmp, "root"), repo_dir, rel_service_dir, files, plaintexts, live_dir)
+            if not plaintexts:
+                # Nothing secret in it: let containers that run as another user read it as they would the repo.
+                for folder, _dirs, _files in os.walk(tmp):
+                    os.chmod(folder, 0o755)  # noqa: S103 - copies of repo files, no secrets
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

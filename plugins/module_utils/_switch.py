@@ -147,7 +147,7 @@ class SwitchResult:
     steps: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, t.Any]:
-        return {"changed": self.changed, "active": self.active, "previous": self.previous, "action": self.action, "version": self.version, "steps": self.steps}
+        return {"changed": self.changed, "active": self.active, "previous": self.previous, "outcome": self.action, "version": self.version, "steps": self.steps}
 
 
 def http_ok(url: str, timeout: float = 2.0) -> tuple[bool, str]:
@@ -215,10 +215,10 @@ class Switch:
     def _repairs(self, data: t.Mapping[str, t.Any]) -> list[str]:
         active = data["active"]
         repairs = []
-        if self.backend.is_running(other(active)):
-            repairs.append(f"stop slot {other(active)} (left running by an earlier switch)")
         if self.config.upstream_file and self._read_upstream() != self.config.upstream(active):
             repairs.append(f"render the upstream file for slot {active}")
+        if self.backend.is_running(other(active)):
+            repairs.append(f"stop slot {other(active)} (left running by an earlier switch)")
         if data.get("pending"):
             repairs.append("clear the unfinished switch")
         return repairs
@@ -287,9 +287,12 @@ class Switch:
         return result
 
     def _finish(self, data: dict[str, t.Any], active: str) -> None:
-        if self.backend.is_running(other(active)):
-            self.backend.stop(other(active))
+        """Complete an interrupted switch: the proxy first (it may still send traffic to the old slot), then
+        drain and stop the old slot."""
         self._render_upstream(active)
+        if self.backend.is_running(other(active)):
+            self.sleep(self.config.drain)
+            self.backend.stop(other(active))
         data["pending"] = None
         self.marker.save(data)
 

@@ -181,7 +181,7 @@ previous:
   returned: always
   type: str
   sample: a
-action:
+outcome:
   description: V(started) (first slot), V(switched), V(unchanged) or V(repaired) (cleaned up after an interrupted switch).
   returned: always
   type: str

@@ -138,7 +138,7 @@ def test_leftovers_of_an_interrupted_switch_are_cleaned_up(tmp_path, upstream):
     slots.running["a"] = "v1"  # the old slot was still running when the run died
     upstream.write_text("server 127.0.0.1:8081;\n")  # and the upstream was not rendered yet
 
-    assert switch.run("v2", check_mode=True).steps == ["stop slot a (left running by an earlier switch)", "render the upstream file for slot b"]
+    assert switch.run("v2", check_mode=True).steps == ["render the upstream file for slot b", "stop slot a (left running by an earlier switch)"]
     result = switch.run("v2")
     assert (result.action, result.changed) == ("repaired", True)
     assert slots.running == {"b": "v2"} and upstream.read_text() == "server 127.0.0.1:8082;\n"
