@@ -27,8 +27,9 @@ import os
 import time
 import typing as t
 import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
+
+from ansible.module_utils.urls import open_url
 
 from ._common import PodopsError, Runner, last_lines, utcnow
 from ._state import atomic_write, ensure_dir, write_json
@@ -153,10 +154,10 @@ class SwitchResult:
 def http_ok(url: str, timeout: float = 2.0) -> tuple[bool, str]:
     """One GET: True for a 2xx/3xx answer."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http(s) checked by validate
+        with open_url(url, timeout=timeout, validate_certs=False, follow_redirects="none") as response:
             return 200 <= response.status < 400, f"HTTP {response.status}"
-    except urllib.error.HTTPError as exc:
-        return False, f"HTTP {exc.code}"
+    except urllib.error.HTTPError as exc:  # redirects are not followed: a 3xx answer counts as up
+        return 300 <= exc.code < 400, f"HTTP {exc.code}"
     except (urllib.error.URLError, OSError) as exc:
         return False, str(getattr(exc, "reason", exc))
 

@@ -21,13 +21,13 @@ description:
     slot still running, an upstream file that does not name the active slot) is cleaned up and reported as changed.
   - A run killed at any step leaves a marker naming one active slot (never two, never none once one was);
     running the task again finishes or redoes the switch.
-  - B(compose) backend - slot C(X) is the compose project C(<project_name>-X) started from O(project_src) with
+  - The B(compose) backend runs slot C(X) as the compose project C(<project_name>-X), started from O(project_src) with
     C(PODOPS_SLOT=X) and C(PODOPS_SLOT_PORT=<port of X>) in the environment, so the compose file can publish
     C(127.0.0.1:${PODOPS_SLOT_PORT}:8080). Its containers carry the labels C(io.podops.switch) and C(io.podops.slot).
-    Env repo services opt in with C(x-podops.strategy: blue-green) instead; the reconcile then switches for them.
-  - B(systemd) backend - slot C(X) is the instance C(<unit>@X.service) of the template O(unit). The new version must
+    Env repo services opt in with C(strategy=blue-green) under C(x-podops) instead; the reconcile then switches for them.
+  - The B(systemd) backend runs slot C(X) as the instance C(<unit>@X.service) of the template O(unit). The new version must
     already be installed where the instance reads it; the switch restarts the standby instance, enables the active
-    one and disables the other. The old instance is stopped without waiting (C(systemctl stop --no-block)): it may
+    one and disables the other. The old instance is stopped without waiting (C(systemctl stop --no-block)), because it may
     be the process that runs this very task (the podops webhook shim updating itself), and it drains on SIGTERM.
 author:
   - podops.gitops contributors (@podops)
@@ -63,7 +63,7 @@ options:
     type: str
   ports:
     description:
-      - Port of each slot, for example C({a: 8081, b: 8082}). Used for C({port}) in O(health_url) and
+      - Port of each slot, a mapping with the keys C(a) and C(b), for example C(a=8081) and C(b=8082). Used for C({port}) in O(health_url) and
         O(upstream_template), and given to compose files as C(PODOPS_SLOT_PORT).
     type: dict
   health_url:

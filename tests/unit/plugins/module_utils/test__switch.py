@@ -213,3 +213,32 @@ def test_systemd_backend_commands(tmp_path):
     ]
     with pytest.raises(PodopsError, match="must be a systemd template unit name"):
         SystemdBackend(systemctl, "podops-webhook.service")
+
+
+def test_http_ok_against_a_real_server():
+    import http.server
+    import threading
+
+    from ansible_collections.podops.gitops.plugins.module_utils._switch import http_ok
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            codes = {"/ok": 200, "/moved": 302, "/down": 503}
+            self.send_response(codes[self.path])
+            self.send_header("Location", "/elsewhere")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert http_ok(f"{base}/ok") == (True, "HTTP 200")
+        assert http_ok(f"{base}/moved") == (True, "HTTP 302")
+        assert http_ok(f"{base}/down") == (False, "HTTP 503")
+    finally:
+        server.shutdown()
+    ok, why = http_ok(base + "/ok", timeout=1)
+    assert ok is False and why
