@@ -9,7 +9,9 @@ hash-and-down/up shell loop):
                 deployed ``--deploy-repeat`` times);
   change        one service changed among ``--scenario-size``: commit-to-served time and the outage a
                 client polling that service every 20 ms sees (failed requests, longest gap);
-  blue-green and the webhook burst are reported as "not available" until those features exist.
+  change/blue-green  the same change with the probe service on ``strategy: blue-green`` behind a real nginx
+                (podops only: the baseline has no equivalent); the poller goes through nginx;
+  the webhook burst is reported as "not available" until the shim exists.
 
 Writes ``--out`` (JSON) and a markdown table next to it (same name, ``.md``). See benchmarks/README.md.
 This is a benchmark, not a test: it fails only when a scenario cannot run, never on a missed target.
@@ -77,8 +79,33 @@ SERVE = (
 )
 RELEASE_RE = re.compile(r'RELEASE: "(\d+)"')
 
+# The probe service in blue-green mode: two slots on their own ports, nginx in front follows the active one.
+BLUE_GREEN_XPODOPS = """\
+x-podops:
+  strategy: blue-green
+  health: {{samples: 2, interval: 0.3}}
+  slots: {slots}
+"""
+NGINX_CONF = """\
+user root;
+worker_processes 1;
+pid {base}/nginx.pid;
+error_log {base}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {base}/tmp-body;
+  proxy_temp_path {base}/tmp-proxy;
+  fastcgi_temp_path {base}/tmp-fcgi;
+  uwsgi_temp_path {base}/tmp-uwsgi;
+  scgi_temp_path {base}/tmp-scgi;
+  upstream probe {{ include {base}/probe.upstream; }}
+  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://probe; }} }}
+}}
+"""
+
 NOT_AVAILABLE = {
-    "blue-green": "blue-green (x-podops strategy: blue-green, the ab_switch module) is not implemented yet; this row is filled once it exists",
+    "blue-green": "blue-green needs nginx (make setup installs it) and podops; the baseline has no blue-green",
     "webhook_burst": "the webhook shim (roles/webhook) is not implemented yet; this row is filled once it exists",
 }
 
@@ -246,6 +273,18 @@ class EnvRepo:
         sh(*git, "config", "user.name", "podops bench", env=self.env)
         sh(*git, "add", "-A", env=self.env)
         sh(*git, "commit", "-q", "-m", f"{self.size} services", env=self.env)
+
+    def make_probe_blue_green(self, xpodops: str) -> None:
+        """Commit the probe's compose file with strategy blue-green, publishing ${PODOPS_SLOT_PORT}."""
+        compose = self.path / "services" / self.probe / "compose.yaml"
+        text = compose.read_text()
+        head, sep, rest = text.partition("x-podops:\n")
+        if not sep:
+            raise ScenarioError(f"{compose} has no x-podops block")
+        rest = rest.split("services:\n", 1)[1]
+        rest = re.sub(r'ports: \["127\.0\.0\.1:\d+:8080"\]', 'ports: ["127.0.0.1:${PODOPS_SLOT_PORT}:8080"]', rest)
+        compose.write_text(head + xpodops + "services:\n" + rest)
+        sh("git", "-C", str(self.path), "commit", "-q", "-am", f"{self.probe}: blue-green", env=self.env)
 
     def bump_probe(self) -> int:
         """Commit the next release of the probe service (a one-line change of its compose file)."""
@@ -755,6 +794,8 @@ class Bench:
                 self.measure_noop(tool, target)
             if size == self.config.scenario_size:
                 self.measure_change(tool, target)
+                if tool.name == "podops":
+                    self.measure_blue_green(tool, target)
         except ScenarioError as exc:
             log(f"{tool.name} size {size}: ERROR {exc}")
             self.results["errors"].append({"tool": tool.name, "size": size, "error": str(exc), "log_tail": tail(read_text(logfile), 20)})
@@ -794,9 +835,11 @@ class Bench:
             log(f"{tool.name} size {size}: no-op {index + 1}/{self.config.repeat} {result.wall_s:.2f}s")
         self.record("noop", size, tool.name, summarize(walls), infos)
 
-    def measure_change(self, tool: Tool, target: Target) -> None:
+    def measure_change(self, tool: Tool, target: Target, strategy: str = "recreate", port: int | None = None) -> None:
+        """Commit-to-served and the outage of ``--repeat`` changes of the probe, polled on ``port`` (the
+        probe's own port; for blue-green, the nginx in front of it)."""
         repo = target.repo
-        poller = Poller(repo.probe_port)
+        poller = Poller(port or repo.probe_port)
         poller.start()
         runs: list[dict[str, t.Any]] = []
         try:
@@ -827,7 +870,9 @@ class Bench:
             poller.stop()
         blue_green = {"status": "not available", "reason": NOT_AVAILABLE["blue-green"]}
         entry = self.results["change"].setdefault(str(repo.size), {"recreate": {}, "blue-green": blue_green})
-        entry["recreate"][tool.name] = {
+        if strategy == "blue-green" and "status" in entry["blue-green"]:
+            entry["blue-green"] = {}
+        entry[strategy][tool.name] = {
             "commit_to_served_s": summarize(r["commit_to_served_s"] for r in runs),
             "command_s": summarize(r["command_s"] for r in runs),
             "failed_requests": summarize(r["failed_requests"] for r in runs),
@@ -835,7 +880,38 @@ class Bench:
             "failed_after_served": summarize(r["failed_after_served"] for r in runs),
             "runs": runs,
         }
-        self.add_ratios(entry["recreate"], ("commit_to_served_s", "command_s", "longest_gap_s"))
+        self.add_ratios(entry[strategy], ("commit_to_served_s", "command_s", "longest_gap_s"))
+
+    def measure_blue_green(self, tool: Tool, target: Target) -> None:
+        """The change scenario again with the probe on strategy blue-green behind nginx (podops only)."""
+        nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+        if nginx is None:
+            raise ScenarioError("nginx is missing (make setup installs nginx-light): blue-green cannot be measured")
+        repo = target.repo
+        base = self.work / f"nginx-{repo.size}"
+        base.mkdir()
+        slot_ports = dict(zip(("a", "b"), allocate_ports(2), strict=True))
+        proxy_port = allocate_ports(1)[0]
+        (base / "probe.upstream").write_text(f"server 127.0.0.1:{slot_ports['a']};\n")
+        (base / "nginx.conf").write_text(NGINX_CONF.format(base=base, port=proxy_port))
+        proxy = subprocess.Popen([nginx, "-c", str(base / "nginx.conf"), "-p", str(base), "-g", "daemon off;"], stderr=subprocess.DEVNULL)
+        try:
+            slots = {
+                "ports": slot_ports,
+                "upstream_file": str(base / "probe.upstream"),
+                "reload_command": [nginx, "-c", str(base / "nginx.conf"), "-p", str(base), "-s", "reload"],
+                "drain": 1,
+                "stop_timeout": 1,
+            }
+            repo.make_probe_blue_green(BLUE_GREEN_XPODOPS.format(slots=json.dumps(slots)))
+            log(f"{tool.name}: the probe {repo.probe} moves to blue-green behind nginx on port {proxy_port}")
+            tool.run(target, "deploy")
+            wait_served(proxy_port, f"release {repo.release}", 60)
+            self.measure_change(tool, target, "blue-green", proxy_port)
+        finally:
+            proxy.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proxy.wait(timeout=10)
 
     def record(self, scenario: str, size: int, tool: str, summary: dict[str, t.Any], infos: list[dict[str, t.Any]]) -> None:
         entry = self.results[scenario].setdefault(str(size), {})
@@ -872,10 +948,20 @@ class Bench:
         else:
             worst = change["commit_to_served_s"]["max"]
             change_target.update(measured=f"median {served:.2f}s (max {worst:.2f}s)", met=served < 4.0)
+        blue_green = ((res["change"].get("100") or {}).get("blue-green") or {}).get("podops") or {}
+        failed = blue_green.get("failed_requests") or {}
+        blue_green_target = {"name": "change_100_blue_green_zero_failed", "target": "one change among 100, blue-green: zero failed requests"}
+        if not failed.get("n"):
+            blue_green_target.update(measured=None, met=None, note="not measured in this run")
+        else:
+            after = (blue_green.get("failed_after_served") or {}).get("max", 0)
+            measured = f"at most {failed['max']:g} failed, {after:g} after served, in {failed['n']} switches"
+            blue_green_target.update(measured=measured, met=failed["max"] == 0 and after == 0)
         return [
             compare("noop_100", "no-op, 100 services: <= 1.5x the bash hash loop", "noop", 100, 1.5, strict=False),
             compare("noop_500", "no-op, 500 services: faster than the bash hash loop", "noop", 500, 1.0, strict=True),
             change_target,
+            blue_green_target,
             compare("first_deploy_100", "first deploy of 100: <= 0.5x one-by-one down/up", "first_deploy", 100, 0.5, strict=False),
         ]
 
@@ -943,7 +1029,12 @@ def markdown(res: dict[str, t.Any]) -> str:
                 f"| one change, recreate: {text} | {size} | {fmt_stat(ours.get(key), unit, digits)} | "
                 f"{fmt_stat(theirs.get(key), unit, digits)} | {fmt_ratio(ratios.get(key))} |"
             )
-        lines.append(f"| one change, blue-green | {size} | not available | - | - |")
+        blue_green = res["change"][size].get("blue-green") or {}
+        if "podops" in blue_green:
+            for text, key, unit, digits in rows:
+                lines.append(f"| one change, blue-green: {text} | {size} | {fmt_stat(blue_green['podops'].get(key), unit, digits)} | - | - |")
+        else:
+            lines.append(f"| one change, blue-green | {size} | not available | - | - |")
     lines.append("| webhook burst | - | not available | - | - |")
     floor = res.get("reference", {}).get("ansible_floor_s")
     if floor:
