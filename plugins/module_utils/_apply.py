@@ -207,7 +207,10 @@ class Deployer:
             # Containers made by hand under this project's names would block podman-compose (drift).
             self.podman.remove_containers(spec.squatters)
             old_project = (recorded or {}).get("project")
-            if old_project and old_project != spec.project_name:
+            if (recorded or {}).get("strategy") == "blue-green":
+                # Back from blue-green: both slots go (the active one comes back from the snapshot on failure).
+                remove_slots(self.podman, self.state_dir, spec.name, str((recorded or {}).get("base_project") or spec.project_name), keep_marker=True)
+            elif old_project and old_project != spec.project_name:
                 # The compose 'name:' changed: the old project would keep running beside the new one
                 # (and hold its ports). It comes back from the snapshot if the new one fails.
                 self.podman.remove_project(old_project)
@@ -217,6 +220,8 @@ class Deployer:
             outcome = self.rollback(spec, recorded, str(exc))
             outcome.duration_s = time.monotonic() - started
             return outcome
+        if (recorded or {}).get("strategy") == "blue-green":
+            remove_slots(self.podman, self.state_dir, spec.name, spec.project_name)
         self.snapshots.save(spec.name, self.repo_dir, spec.rel_dir, spec.files)
         return Outcome(DEPLOYED, None, time.monotonic() - started, images)
 
@@ -263,7 +268,9 @@ class Deployer:
                 snap_root = snap_dir[: -len(spec.rel_dir)].rstrip("/")
                 vault = VaultSource(snap_root, spec.rel_dir, sorted(recorded.get("files") or {}), spec.service_dir)
             project_name = recorded.get("project") or spec.project_name
-            self._up(spec.name, project_name, old, labels, images, pins, suffix=".rollback", vault=vault)
+            # A blue-green service comes back as the slot it was (its port from the old file's slots).
+            env = old.settings.slot_env(project_name[-1]) if old.settings.blue_green and project_name[-2:] in ("-a", "-b") else None
+            self._up(spec.name, project_name, old, labels, images, pins, suffix=".rollback", vault=vault, env=env)
         except PodopsError as exc:
             return Outcome(FAILED, f"{error}; putting the last good version back failed too: {exc}")
         return Outcome(ROLLED_BACK, error)
@@ -372,11 +379,13 @@ class ComposeSlots:
         return any(c.state == "running" for c in containers)
 
 
-def remove_slots(podman: Podman, state_dir: str, name: str, project_name: str) -> list[str]:
-    """Prune a blue-green service: both slot projects and its marker."""
+def remove_slots(podman: Podman, state_dir: str, name: str, project_name: str, keep_marker: bool = False) -> list[str]:
+    """Both slot projects of a blue-green service, their copies and (unless ``keep_marker``) its marker."""
     removed = []
     for project in slot_projects(project_name):
         removed += podman.remove_project(project)
+    if keep_marker:
+        return removed
     copies = RuntimeStore(state_dir, base=os.path.join(state_dir, "slots"))
     for slot in SLOTS:
         copies.remove(f"{name}-{slot}")

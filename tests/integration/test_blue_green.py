@@ -316,3 +316,30 @@ def test_ab_switch_module_quartet_with_a_compose_project(tmp_path, nginx):
             sh("podman", "rm", "-f", "-t", "0", *ids, check=False)
         for slot in ("a", "b"):
             sh("podman", "network", "rm", "-f", f"{name}-{slot}_default", check=False)
+
+
+def test_strategy_changes_both_ways(host, repo, nginx):
+    """recreate -> blue-green: slot a takes over and the old project goes; back: the slots and marker go."""
+    port = free_port()
+    ports = {"a": free_port(), "b": free_port()}
+    repo.add_web("bg", port, "plain")
+    repo.commit("recreate")
+    assert host.reconcile(repo).rc == 0
+    assert http_get(port) == "plain"
+
+    repo.write("services/bg/compose.yaml", blue_green_service(ports, nginx))
+    repo.write("services/bg/site/index.html", "slotted")
+    repo.commit("blue-green")
+    run = host.reconcile(repo)
+    assert run.rc == 0, run
+    assert slot_projects(host) == {f"{host.prefix}bg-a": "running"}, "the recreate project is gone"
+    assert http_get(nginx.port) == "slotted"
+
+    repo.add_web("bg", port, "plain again")
+    repo.commit("recreate again")
+    back = host.reconcile(repo)
+    assert back.rc == 0, back
+    assert slot_projects(host) == {f"{host.prefix}bg": "running"}
+    assert http_get(port) == "plain again"
+    assert not (host.state_dir / "ab" / "bg.json").exists()
+    assert host.reconcile(repo).changed is False
