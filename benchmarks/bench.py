@@ -286,6 +286,12 @@ class EnvRepo:
         compose.write_text(head + xpodops + "services:\n" + rest)
         sh("git", "-C", str(self.path), "commit", "-q", "-am", f"{self.probe}: blue-green", env=self.env)
 
+    def restore_probe(self) -> None:
+        """Commit the probe's plain (recreate) compose file again, at its current release, for the next tool."""
+        compose = self.path / "services" / self.probe / "compose.yaml"
+        compose.write_text(self.compose_text(self.probe, self.release))
+        sh("git", "-C", str(self.path), "commit", "-q", "-am", f"{self.probe}: recreate again", env=self.env)
+
     def bump_probe(self) -> int:
         """Commit the next release of the probe service (a one-line change of its compose file)."""
         self.release += 1
@@ -912,6 +918,8 @@ class Bench:
             proxy.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proxy.wait(timeout=10)
+            with contextlib.suppress(ScenarioError):
+                repo.restore_probe()  # the baseline deploys the same repo next: it knows no blue-green
 
     def record(self, scenario: str, size: int, tool: str, summary: dict[str, t.Any], infos: list[dict[str, t.Any]]) -> None:
         entry = self.results[scenario].setdefault(str(size), {})
