@@ -224,6 +224,8 @@ def load(path: str, slot: str | None = None) -> Config:
         raise ConfigError(f"{path}: provider_secret_files has unknown provider {bad[0]!r}; known: {', '.join(PROVIDERS)}")
 
     secret_paths: dict[str, str] = {}
+    secrets: dict[str, bytes] = {}
+    read: dict[str, bytes] = {}
     for provider in PROVIDERS:
         chosen = provider_files.get(provider) or values["secret_file"]
         key = f"provider_secret_files.{provider}" if provider_files.get(provider) else "secret_file"
@@ -231,9 +233,11 @@ def load(path: str, slot: str | None = None) -> Config:
             raise ConfigError(f"{path}: {key} must be a path")
         if chosen:
             secret_paths[provider] = resolve_secret_path(chosen, key)
+            if secret_paths[provider] not in read:
+                read[secret_paths[provider]] = read_secret_file(secret_paths[provider], key)
+            secrets[provider] = read[secret_paths[provider]]
     if not secret_paths:
         raise ConfigError(f"{path}: secret_file is not set: the shim never accepts unsigned webhooks; point it at a file holding the webhook secret")
-    secrets = {provider: read_secret_file(file, f"secret for {provider}") for provider, file in secret_paths.items()}
     token = None
     token_path = ""
     if values["status_token_file"]:
