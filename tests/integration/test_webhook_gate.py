@@ -91,7 +91,13 @@ MATRIX = [
         "no service uses",
     ),
     ("gitea-package-published", "/hooks/gitea", {"provider": "gitea", "event": "package", "payload": {"action": "published"}}, 200, "not 'created'"),
-    ("release-created", "/hooks/github", {"event": "release", "payload": {"action": "created", "repository": {"full_name": "team/app"}}}, 200, "not 'published'"),
+    (
+        "release-created",
+        "/hooks/github",
+        {"event": "release", "payload": {"action": "created", "repository": {"full_name": "team/app"}}},
+        200,
+        "not 'published'",
+    ),
     ("gitlab-tag-push", "/hooks/gitlab", {"provider": "gitlab", "event": "Tag Push Hook", "payload": {"ref": "refs/tags/v1"}}, 200, "not handled"),
     ("unknown-provider", "/hooks/bitbucket", {}, 404, "unknown provider"),
     ("traversal-encoded", "/redeploy-and-update/..%2F..%2Fetc", {"payload": PUBLISHED}, 404, "no service"),
@@ -121,7 +127,9 @@ def test_bad_or_ignored_request_starts_nothing(gate, path, kwargs, status, fragm
     assert_nothing_ran(gate)
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/hooks/github"), ("PUT", "/hooks/github"), ("GET", "/deploy-all-changed"), ("DELETE", "/redeploy-and-update/web")])
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/hooks/github"), ("PUT", "/hooks/github"), ("GET", "/deploy-all-changed"), ("DELETE", "/redeploy-and-update/web")]
+)
 def test_wrong_method_is_405_and_starts_nothing(gate, method, path):
     body = json.dumps(PUSH).encode()
     headers = {"Content-Type": "application/json", "X-Hub-Signature-256": "sha256=" + sign(body), "X-GitHub-Event": "push", "X-GitHub-Delivery": "m-1"}

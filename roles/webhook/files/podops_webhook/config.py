@@ -39,6 +39,7 @@ SCHEMA: dict[str, tuple[tuple[type, ...], t.Any]] = {
     "collections_path": ((str,), "/opt/podops/collections"),
     "max_body_bytes": ((int,), 1024 * 1024),
     "debounce_seconds": ((int, float), 1.0),
+    "debounce_max_seconds": ((int, float), 10.0),
     "run_timeout_seconds": ((int, float), 3600),
     "max_log_bytes": ((int,), 256 * 1024),
     "keep_runs": ((int,), 500),
@@ -69,6 +70,7 @@ class Config:
     collections_path: str
     max_body_bytes: int
     debounce_seconds: float
+    debounce_max_seconds: float
     run_timeout_seconds: float
     max_log_bytes: int
     keep_runs: int
@@ -213,8 +215,8 @@ def load(path: str, slot: str | None = None) -> Config:
     for key in ("max_body_bytes", "max_log_bytes", "keep_runs", "run_timeout_seconds"):
         if values[key] <= 0:
             raise ConfigError(f"{path}: {key} must be greater than 0")
-    if values["debounce_seconds"] < 0:
-        raise ConfigError(f"{path}: debounce_seconds must be 0 or more")
+    if values["debounce_seconds"] < 0 or values["debounce_max_seconds"] < values["debounce_seconds"]:
+        raise ConfigError(f"{path}: debounce_seconds must be 0 or more, and debounce_max_seconds at least as large")
     environment = values["environment"]
     if not all(isinstance(k, str) and isinstance(v, (str, int, float)) and not isinstance(v, bool) for k, v in environment.items()):
         raise ConfigError(f"{path}: environment must map variable names to strings")
@@ -260,6 +262,7 @@ def load(path: str, slot: str | None = None) -> Config:
         collections_path=values["collections_path"],
         max_body_bytes=values["max_body_bytes"],
         debounce_seconds=float(values["debounce_seconds"]),
+        debounce_max_seconds=float(values["debounce_max_seconds"]),
         run_timeout_seconds=float(values["run_timeout_seconds"]),
         max_log_bytes=values["max_log_bytes"],
         keep_runs=values["keep_runs"],

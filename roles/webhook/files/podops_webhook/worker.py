@@ -3,9 +3,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """One background worker that runs the deploy commands, one run at a time, bursts coalesced.
 
-A trigger joins the *queued* run (there is at most one); the queued run starts after a short debounce
-once nothing is running. Triggers that arrive while a run is going therefore cost at most one more run,
-however many there are. A run executes, with no shell and a fixed argv:
+A trigger joins the *queued* run (there is at most one). The queued run starts once nothing is running
+and no trigger came for ``debounce_seconds`` (a burst is waited out; at most ``debounce_max_seconds`` after
+its first trigger). Triggers that arrive while a run is going therefore cost at most one more run, however
+many there are, and a burst that ends before the worker is free costs one. A run executes, with no shell and a fixed argv:
 
 - ``reconcile_command -e podops_trigger=webhook -e podops_run_id=<run id>`` when any trigger asked for
   a reconcile (a push), then
@@ -24,6 +25,7 @@ import json
 import logging
 import os
 import signal
+import time
 import typing as t
 from dataclasses import dataclass, field
 
@@ -41,6 +43,7 @@ class Run:
     services: set[str] = field(default_factory=set)
     requested_commit: str | None = None
     deliveries: int = 0
+    first_at: float = field(default_factory=time.monotonic)
 
 
 class CappedLog:
@@ -96,6 +99,7 @@ class Worker:
         self._idle = asyncio.Event()
         self._idle.set()
         self._proc: asyncio.subprocess.Process | None = None
+        self._last_submit = 0.0
 
     # called by the HTTP handlers (same event loop): quick, no awaits
     def submit(self, reconcile: bool, services: t.Iterable[str], commit: str | None, delivery: str | None) -> str:
@@ -108,6 +112,7 @@ class Worker:
         run.services.update(services)
         run.requested_commit = commit or run.requested_commit
         run.deliveries += 1
+        self._last_submit = time.monotonic()
         self.store.update_queued(run.id, run.reconcile, run.services, run.requested_commit, run.deliveries)
         if delivery:
             self.store.link_delivery(delivery, run.id)
@@ -122,8 +127,7 @@ class Worker:
                 return
             if self.pending is None:
                 continue
-            if self.config.debounce_seconds:
-                await asyncio.sleep(self.config.debounce_seconds)  # the other events of one push arrive
+            await self._debounce(self.pending)
             if self.draining:
                 return
             run, self.pending = self.pending, None
@@ -141,6 +145,16 @@ class Worker:
                 self.store.prune_runs(self.config.keep_runs)
             if self.pending is not None:
                 self._wake.set()
+
+    async def _debounce(self, run: Run) -> None:
+        """Wait until triggers stop coming for debounce_seconds, at most debounce_max_seconds after the
+        run's first trigger (one multi-arch image push sends ~3 package events in a row)."""
+        while not self.draining:
+            now = time.monotonic()
+            wait = min(self._last_submit + self.config.debounce_seconds, run.first_at + self.config.debounce_max_seconds) - now
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait)
 
     async def drain(self) -> None:
         """Stop taking work: the running run finishes and is recorded; a queued one is cancelled."""
