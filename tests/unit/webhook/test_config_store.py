@@ -112,3 +112,27 @@ def test_store_runs_lifecycle_prune_and_stale(tmp_path):
     assert store.close_stale_runs("a") == 1
     assert store.run("r-queued")["status"] == "interrupted" and store.run("r-other-slot")["status"] == "queued"
     assert json.loads(json.dumps(store.runs()))  # JSON-ready for the API
+
+
+def test_service_names_are_folders_of_the_checkout(tmp_path):
+    from podops_webhook.services import Services, import_compose
+
+    root = tmp_path / "repo" / "services"
+    (root / "web").mkdir(parents=True)
+    (root / "web" / "compose.yaml").write_text("services:\n  main:\n    image: ghcr.io/team/web:1\n    env_file: .env\n")
+    (root / "nocompose").mkdir()
+    (root / "README.md").write_text("x")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "compose.yaml").write_text("services:\n  main:\n    image: x\n")
+    (root / "escape").symlink_to(outside)
+    (root / ".hidden").mkdir()
+    (root / ".hidden" / "compose.yaml").write_text("services:\n  main:\n    image: x\n")
+    (root / "broken").mkdir()
+    (root / "broken" / "compose.yaml").write_text("services: [\n")
+    services = Services(str(root), import_compose(""))
+    assert services.names() == ["broken", "web"]
+    for bad in ("..", ".", "../repo", "web/../web", "escape", ".hidden", "nocompose", "README.md", "-web", "", "web\n"):
+        assert not services.exists(bad), bad
+    assert services.using(["team/web"]) == {"web": ["ghcr.io/team/web:1"]}
+    assert services.using(["team/api"]) == {}

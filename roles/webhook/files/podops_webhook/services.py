@@ -57,7 +57,7 @@ class Services:
     def exists(self, name: str) -> bool:
         """True only for a direct sub-folder of the services folder with a compose file, whose real path
         stays inside it (no ``..``, no symlink out)."""
-        if not SERVICE_NAME_RE.match(name) or name in (".", ".."):
+        if not SERVICE_NAME_RE.fullmatch(name) or name in (".", ".."):
             return False
         path = os.path.join(self.root, name)
         root = os.path.realpath(self.root)

@@ -81,7 +81,7 @@ def verify(provider: str, headers: t.Mapping[str, str], raw: bytes, secret: byte
         if not value.startswith("sha256="):
             raise AuthError(f"{name} must look like sha256=<64 hex digits>")
         value = value[len("sha256=") :]
-    if not HEX_RE.match(value):
+    if not HEX_RE.fullmatch(value):
         raise AuthError(f"{name} must be 64 hex digits (HMAC-SHA256 of the body)")
     if not hmac.compare_digest(signature_hex(secret, raw).encode(), value.lower().encode()):
         raise AuthError(f"{name} does not match the body: wrong secret, or the body was changed on the way")
@@ -99,4 +99,4 @@ def delivery_id(provider: str, headers: t.Mapping[str, str]) -> str | None:
 
 
 def valid_delivery_id(value: str) -> bool:
-    return bool(DELIVERY_RE.match(value))
+    return bool(DELIVERY_RE.fullmatch(value))
