@@ -219,7 +219,7 @@ def spawned_shim(run_seconds: float = 1.0, debounce: float = 0.3, workdir: str |
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--url", help="base URL of a running shim, e.g. http://127.0.0.1:9300")
     parser.add_argument("--secret-file", help="file holding the webhook secret (the shim's secret_file)")
     parser.add_argument("--token-file", help="file holding the status token, when the shim has one")

@@ -88,8 +88,8 @@ def test_triggers_during_a_run_cost_one_more_run(setup):
         first = worker.submit(True, [], "a" * 40, None)
         await asyncio.sleep(0.2)  # the first run is going now
         assert worker.current is not None and worker.current.id == first
-        second = {worker.submit(True, [], None, None) for _ in range(50)}
-        second |= {worker.submit(False, ["api"], None, None) for _ in range(3)}  # a multi-arch push: 3 package events
+        second = {worker.submit(True, [], None, None) for _index in range(50)}
+        second |= {worker.submit(False, ["api"], None, None) for _index in range(3)}  # a multi-arch push: 3 package events
         assert len(second) == 1 and first not in second
         while worker.current is not None or worker.pending is not None:
             await asyncio.sleep(0.05)
@@ -215,7 +215,7 @@ def test_status_token_guards_page_api_and_metrics_not_health_or_hooks(setup):
         codes["bad-query"] = (await client.get("/?token=nope", allow_redirects=False)).status
         login = await client.get("/?token=s3cr3t-token", allow_redirects=False)
         codes["login"] = login.status
-        codes["cookie"] = login.cookies["podops_status_token"]["httponly"] == True  # noqa: E712 - a morsel flag
+        codes["cookie"] = bool(login.cookies["podops_status_token"]["httponly"])
         codes["page"] = (await client.get("/")).status  # the client keeps the cookie
         codes["missing-run"] = (await client.get("/api/runs/nope")).status
         return codes
