@@ -113,6 +113,11 @@ def test_burst_of_200_signed_deliveries_costs_at_most_2_runs(site):
     (ARTIFACTS).mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "webhook-burst.json").write_text(json.dumps({k: v for k, v in result.items() if k not in ("results", "delivery_ids")}, indent=2))
     assert http_get(ports["web"]).strip() == "web v2"
+    metrics = shim.get("/metrics").body.decode()
+    queued = next(line for line in metrics.splitlines() if line.startswith('podops_webhook_deliveries_total{provider="github",decision="queued"}'))
+    assert int(queued.split()[-1]) >= 202  # the two pushes of the first test and the burst
+    assert 'podops_webhook_requests_total{route="/hooks/{provider}",code="202"}' in metrics
+    assert "podops_webhook_last_run_success 1" in metrics and "process_resident_memory_bytes" in metrics
 
 
 def test_status_page_in_headless_chromium(site):
