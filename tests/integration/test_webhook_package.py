@@ -64,7 +64,7 @@ def test_package_published_redeploys_the_service_using_it(registry, tmp_path):
                 "package_version": {"package_url": f"{ref}"},
             },
         }
-        answers = [shim.post("/hooks/github", event, event="registry_package") for _ in range(3)]  # one per manifest
+        answers = [shim.post("/hooks/github", event, event="registry_package") for _manifest in range(3)]  # one per manifest
         assert [a.status for a in answers] == [202] * 3, answers
         assert len({a.json["run_id"] for a in answers}) == 1 and answers[0].json["services"] == ["app"]
         run = shim.wait_run(answers[0].json["run_id"])
