@@ -11,6 +11,7 @@ queued (202 with the run id). The signature is checked on the raw bytes before a
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import datetime
 import hmac
@@ -131,7 +132,7 @@ async def _webhook(request: web.Request, provider: str, route: str, service: str
     else:
         decision = classify(provider, event, payload, config.branch)
     if decision.kind == "packages":
-        using = services.using(decision.packages)
+        using = await asyncio.to_thread(services.using, decision.packages)  # reads every compose file: off the event loop
         if using:
             wanted = sorted(using)
             decision.reason += f" -> redeploy {', '.join(wanted)}"
