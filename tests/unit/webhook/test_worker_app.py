@@ -252,3 +252,43 @@ def test_redeploy_route_checks_the_name_after_the_signature(setup):
 
     assert run_app(config, store, worker, probe) == [401, 404, 202]
     assert [run["services"] for run in store.runs()] == [["web"]]
+
+
+def test_services_view_joins_state_runs_and_containers(setup):
+    """state.json (status, commit, when, error) + newest run outcome + podman ps (a stand-in printing its JSON)."""
+    from podops_webhook.status import Containers, services_view
+
+    ps = [
+        {"Names": ["p-web_main_1"], "State": "running", "Status": "Up 1 minute", "Image": "i", "Id": "a" * 64, "Labels": {"io.podops.service": "web"}},
+        {"Names": ["p-gone_main_1"], "State": "exited", "Status": "Exited (0)", "Image": "i", "Id": "b" * 64, "Labels": {"io.podops.service": "gone"}},
+    ]
+    podman = [sys.executable, "-c", f"import sys; print({json.dumps(json.dumps(ps))}); sys.stderr.write(' '.join(sys.argv[1:]))"]
+    config, store, worker = setup(podman_command=podman, project_prefix="p-")
+    state = setup.tmp / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "state.json").write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "services": {
+                    "web": {"status": "ok", "commit": "c" * 40, "deployed_at": "2026-11-26T10:00:00.000000Z", "error": None},
+                    "api": {"status": "failed", "commit": "d" * 40, "error": "health gate: web never became healthy"},
+                    "gone": {"status": "ok", "commit": "e" * 40},
+                },
+            }
+        )
+    )
+    store.create_run("r-1", "webhook", None)
+    store.finish_run("r-1", "failed", 2, {"api": {"action": "rolled_back", "error": "health gate"}}, "", None, None)
+    containers = Containers(config)
+    assert containers.argv()[-4:] == ["--filter", "label=io.podops.service", "--filter", "label=io.podops.prefix=p-"]
+
+    async def view():
+        return await services_view(config, Services(config.services_root, import_compose("")), store, containers)
+
+    rows = {row["name"]: row for row in asyncio.run(view())}
+    assert rows["web"]["state"] == "ok" and rows["web"]["running"] == "1/1" and rows["web"]["healthy"] and rows["web"]["commit"] == "c" * 40
+    assert rows["api"]["state"] == "failed" and rows["api"]["error"].startswith("health gate") and rows["api"]["last_action"] == "rolled_back"
+    assert rows["api"]["last_run"] == "r-1" and rows["api"]["containers"] == []
+    assert rows["gone"]["state"] == "orphaned" and rows["gone"]["running"] == "0/1"
+    assert containers.error is None
