@@ -103,7 +103,11 @@ def test_store_runs_lifecycle_prune_and_stale(tmp_path):
         store.finish_run(f"r-{index}", "changed", 0, {"web": {"action": "deployed"}}, "log", None, "d" * 40)
     store.create_run("r-queued", "webhook", "a")
     store.create_run("r-other-slot", "webhook", "b")
+    store.claim_delivery("old", "github", "push", "/hooks/github", "queued", "push", "a")
+    store.db.execute("UPDATE deliveries SET received = '2020-01-01T00:00:00.000000Z' WHERE id = 'old'")
+    store.claim_delivery("new", "github", "push", "/hooks/github", "queued", "push", "a")
     store.prune_runs(keep=3)
+    assert store.delivery("old") is None and store.delivery("new") is not None
     ids = [run["id"] for run in store.runs(limit=50)]
     assert "r-queued" in ids and "r-other-slot" in ids and len(ids) == 5
     run = store.run("r-4")

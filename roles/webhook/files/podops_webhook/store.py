@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_queued ON runs(queued);
 """
 
+# Delivery ids are kept this long: git hosts redeliver within days (GitHub: 3, GHES: 7).
+KEEP_DELIVERIES_DAYS = 90
 FINAL = ("ok", "changed", "failed", "cancelled", "interrupted")
 RUN_COLUMNS = (
     "id",
@@ -154,9 +156,11 @@ class Store:
         return cursor.rowcount
 
     def prune_runs(self, keep: int) -> None:
-        """Keep the newest ``keep`` finished runs (and their logs)."""
+        """Keep the newest ``keep`` finished runs (and their logs), and the delivery ids of the last 90 days."""
         query = f"DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE status IN ({FINAL_SQL}) ORDER BY queued DESC LIMIT -1 OFFSET ?)"  # noqa: S608
         self.db.execute(query, (keep,))
+        cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=KEEP_DELIVERIES_DAYS)
+        self.db.execute("DELETE FROM deliveries WHERE received < ?", (cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),))
 
     def _run(self, row: sqlite3.Row, with_log: bool) -> dict:
         run = {key: row[key] for key in RUN_COLUMNS}
