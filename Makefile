@@ -4,7 +4,7 @@ ENV := . hack/env.sh
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup demo test lint unit integration sanity bench bench-quick clean lock
+.PHONY: setup demo test lint unit integration sanity bench bench-quick clean lock webhook
 
 setup:
 	@sh hack/setup.sh
@@ -15,7 +15,7 @@ demo: setup
 test: setup lint unit integration sanity bench-quick
 
 lint: setup
-	@$(ENV); ruff check plugins tests hack benchmarks && ruff format --check plugins tests benchmarks
+	@$(ENV); ruff check plugins tests hack benchmarks roles/webhook/files && ruff format --check plugins tests benchmarks roles/webhook/files
 	@$(ENV); yamllint -s .
 	@$(ENV); ansible-lint --offline -q
 
@@ -24,6 +24,11 @@ unit: setup
 
 integration: setup
 	@$(ENV); python -m pytest -p no:cacheprovider tests/integration -q $(PYTEST_ARGS)
+
+# The webhook shim alone: its unit tests, its integration tests (real shim, reconcile, role, Chromium).
+webhook: setup
+	@$(ENV); python -m pytest -p no:cacheprovider tests/unit/webhook tests/integration/test_webhook_gate.py \
+	  tests/integration/test_webhook_e2e.py tests/integration/test_webhook_package.py tests/integration/test_webhook_role.py -q $(PYTEST_ARGS)
 
 sanity: setup
 	@$(ENV); sh hack/sanity.sh

@@ -1,0 +1,369 @@
+# Copyright (c) podops.gitops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The HTTP surface: webhook routes, health, status page, JSON API and metrics.
+
+A webhook is handled in this order, and each step answers on its own when it fails, with nothing run:
+draining (503) -> content type (415) -> body size (413) -> signature (401) -> JSON (400) -> delivery id
+(400) -> service name (404) -> event/action/branch (200 ignored, ping 200) -> replay (200 duplicate) ->
+queued (202 with the run id). The signature is checked on the raw bytes before anything is parsed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import secrets
+import typing as t
+
+import jinja2
+from aiohttp import web
+
+from . import __version__
+from .config import PROVIDERS, Config
+from .events import Decision, classify
+from .services import Services
+from .status import Containers, services_view
+from .store import Store
+from .verify import DELIVERY_HEADERS, AuthError, delivery_id, event_name, valid_delivery_id, verify
+from .worker import Worker
+
+LOG = logging.getLogger("podops_webhook")
+TOKEN_COOKIE = "podops_status_token"  # noqa: S105 - the cookie name, not a token
+PROTECTED_PREFIXES = ("/api/", "/metrics")
+
+CONFIG: web.AppKey[Config] = web.AppKey("config", Config)
+STORE: web.AppKey[Store] = web.AppKey("store", Store)
+WORKER: web.AppKey[Worker] = web.AppKey("worker", Worker)
+SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
+CONTAINERS: web.AppKey[Containers] = web.AppKey("containers", Containers)
+COUNTERS: web.AppKey[collections.Counter] = web.AppKey("counters", collections.Counter)
+TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates", jinja2.Environment)
+
+
+def _json(http_status: int, /, **body: t.Any) -> web.Response:
+    return web.json_response(body, status=http_status, dumps=lambda data: json.dumps(data, sort_keys=True))
+
+
+def _clean(value: t.Any) -> str:
+    """A header value fit for one log line (no CR/LF injection)."""
+    return repr(str(value))[1:-1][:200]
+
+
+# ---------------------------------------------------------------- health and A/B
+def health(config: Config, worker: Worker) -> tuple[int, dict]:
+    if worker.draining:
+        return 503, {"status": "draining", "slot": config.slot, "reason": "this instance is stopping; its run in progress finishes first"}
+    if config.slot is None:
+        return 200, {"status": "ok", "slot": None}
+    try:
+        with open(config.marker_path, encoding="utf-8") as handle:
+            marker = json.load(handle)
+    except FileNotFoundError:
+        return 200, {"status": "ok", "slot": config.slot, "marker": "absent"}
+    except (OSError, ValueError) as exc:
+        return 503, {"status": "unknown", "slot": config.slot, "reason": f"A/B marker {config.marker_path} is unreadable: {exc}"}
+    active = marker.get("active") if isinstance(marker, dict) else None
+    if active == config.slot:
+        return 200, {"status": "ok", "slot": config.slot, "active": active}
+    return 503, {"status": "standby", "slot": config.slot, "active": active, "reason": f"the A/B marker names slot {active!r} as active"}
+
+
+async def handle_health(request: web.Request) -> web.Response:
+    code, body = health(request.app[CONFIG], request.app[WORKER])
+    return _json(code, **body)
+
+
+# ---------------------------------------------------------------- webhooks
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    return await request.read()  # aiohttp enforces client_max_size on chunked bodies too
+
+
+async def _webhook(request: web.Request, provider: str, route: str, service: str | None = None) -> web.Response:
+    app = request.app
+    config, store, worker = app[CONFIG], app[STORE], app[WORKER]
+    if worker.draining:
+        return web.json_response({"error": "this instance is stopping; send again (the other slot takes it)"}, status=503, headers={"Retry-After": "5"})
+    if request.content_type != "application/json":
+        return _json(415, error=f"content type {request.content_type or 'none'!r} is not accepted: set the webhook's content type to application/json")
+    try:
+        raw = await _read_body(request, config.max_body_bytes)
+    except web.HTTPRequestEntityTooLarge:
+        return _json(413, error=f"body larger than max_body_bytes ({config.max_body_bytes} bytes)")
+    try:
+        verify(provider, request.headers, raw, config.secrets[provider])
+    except AuthError as exc:
+        LOG.warning("rejected %s %s from %s: %s", request.method, request.path, request.remote, exc)
+        return _json(401, error=str(exc))
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _json(400, error=f"body is not valid JSON: {exc}")
+    if not isinstance(payload, dict):
+        return _json(400, error="body must be a JSON object")
+    delivery = delivery_id(provider, request.headers)
+    if delivery is None and route.startswith("/hooks/"):
+        return _json(400, error=f"no delivery id header ({', '.join(DELIVERY_HEADERS[provider])}); it is needed to recognise replays")
+    if delivery is not None and not valid_delivery_id(delivery):
+        return _json(400, error="the delivery id header holds characters other than letters, digits and . _ : -")
+    event = event_name(provider, request.headers)
+
+    services = app[SERVICES]
+    wanted: list[str] = []
+    if service is not None:
+        if not services.exists(service):
+            return _json(404, error=f"no service {service!r} in {config.services_dir}/ of the env repo")
+        if event and event.lower() == "ping":
+            decision = Decision("ping", "pong: the webhook reaches podops and its signature is valid")
+        elif payload.get("action") == "published":
+            decision, wanted = Decision("service", f"published: redeploy {service}"), [service]
+        else:
+            decision = Decision("ignore", f"action {payload.get('action')!r} is not 'published'; nothing to redeploy")
+    elif route == "/deploy-all-changed" and not event:
+        decision = Decision("reconcile", "deploy-all-changed")
+    else:
+        decision = classify(provider, event, payload, config.branch)
+    if decision.kind == "packages":
+        using = await asyncio.to_thread(services.using, decision.packages)  # reads every compose file: off the event loop
+        if using:
+            wanted = sorted(using)
+            decision.reason += f" -> redeploy {', '.join(wanted)}"
+        else:
+            decision = Decision("ignore", f"no service uses an image named {decision.packages[0]}")
+
+    kind = {"reconcile": "queued", "packages": "queued", "service": "queued"}.get(decision.kind, decision.kind)
+    record_id = delivery or f"local-{secrets.token_hex(8)}"
+    earlier = store.claim_delivery(record_id, provider, event, route, kind, decision.reason, config.slot)
+    LOG.info("delivery %s %s event=%s -> %s (%s)", _clean(record_id), route, _clean(event or "-"), "duplicate" if earlier else kind, _clean(decision.reason))
+    if earlier is not None:
+        return _json(200, status="duplicate", delivery=record_id, reason=f"delivery {record_id} was already handled ({earlier}); nothing run again")
+    if decision.kind in ("ping", "ignore"):
+        return _json(200, status="pong" if decision.kind == "ping" else "ignored", delivery=record_id, reason=decision.reason)
+    run_id = worker.submit(decision.kind == "reconcile", wanted, decision.commit, record_id)
+    return _json(202, status="queued", run_id=run_id, delivery=record_id, reason=decision.reason, services=wanted)
+
+
+async def handle_hook(request: web.Request) -> web.Response:
+    provider = request.match_info["provider"]
+    if provider not in PROVIDERS:
+        return _json(404, error=f"unknown provider {provider!r}; use /hooks/{'|'.join(PROVIDERS)}")
+    return await _webhook(request, provider, f"/hooks/{provider}")
+
+
+async def handle_deploy_all(request: web.Request) -> web.Response:
+    return await _webhook(request, "github", "/deploy-all-changed")
+
+
+async def handle_redeploy(request: web.Request) -> web.Response:
+    return await _webhook(request, "github", "/redeploy-and-update", service=request.match_info["service"])
+
+
+# ---------------------------------------------------------------- status page, API, metrics
+def _authorized(request: web.Request, config: Config) -> bool:
+    if config.status_token is None:
+        try:
+            return ipaddress.ip_address(request.remote or "").is_loopback
+        except ValueError:
+            return False
+    offered = request.headers.get("Authorization", "")
+    token = offered[7:].strip() if offered.lower().startswith("bearer ") else request.cookies.get(TOKEN_COOKIE, "")
+    return bool(token) and hmac.compare_digest(token.encode(), config.status_token)
+
+
+@web.middleware
+async def guard(request: web.Request, handler: t.Callable) -> web.StreamResponse:
+    counters = request.app[COUNTERS]
+    config = request.app[CONFIG]
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    try:
+        if request.method == "GET" and (request.path == "/" or request.path.startswith(PROTECTED_PREFIXES)):
+            query_token = request.query.get("token")
+            if query_token is not None and config.status_token and request.path == "/" and hmac.compare_digest(query_token.encode(), config.status_token):
+                response = web.HTTPSeeOther("/")
+                response.set_cookie(TOKEN_COOKIE, query_token, httponly=True, samesite="Strict", path="/", max_age=30 * 86400)
+                raise response
+            if not _authorized(request, config):
+                if config.status_token is None:
+                    raise web.HTTPForbidden(text="the status page and API are served to loopback clients only; set status_token_file to serve them elsewhere\n")
+                raise web.HTTPUnauthorized(text="send the status token: Authorization: Bearer <token>, or open /?token=<token> once\n")
+        response = await handler(request)
+    except web.HTTPException as exc:
+        counters[(route, exc.status)] += 1
+        raise
+    counters[(route, response.status)] += 1
+    return response
+
+
+def _ago(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        then = datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
+    except ValueError:
+        return value
+    seconds = int((datetime.datetime.now(datetime.UTC) - then).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{max(seconds, 0)} s ago"
+
+
+def _when(value: str | None) -> str:
+    return value[:19].replace("T", " ") + " UTC" if value else ""
+
+
+def _duration(run: dict) -> str:
+    try:
+        start = datetime.datetime.strptime(run["started"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        end = datetime.datetime.strptime(run["finished"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    except (TypeError, ValueError, KeyError):
+        return ""
+    return f"{(end - start).total_seconds():.1f} s"
+
+
+async def _status(app: web.Application) -> dict[str, t.Any]:
+    config, store, worker = app[CONFIG], app[STORE], app[WORKER]
+    code, body = health(config, worker)
+    return {
+        "version": __version__,
+        "slot": config.slot,
+        "pid": os.getpid(),
+        "health": body,
+        "healthy": code == 200,
+        "draining": worker.draining,
+        "running": worker.current.id if worker.current else None,
+        "queued": worker.pending.id if worker.pending else None,
+        "branch": config.branch,
+        "services": await services_view(config, app[SERVICES], store, app[CONTAINERS]),
+        "containers_error": app[CONTAINERS].error,
+        "last_run": store.last_finished(),
+    }
+
+
+async def handle_page(request: web.Request) -> web.Response:
+    app = request.app
+    status = await _status(app)
+    store, worker = app[STORE], app[WORKER]
+    runs = store.runs(limit=20, with_log=True)
+    if worker.current and worker.current_log:
+        for run in runs:
+            if run["id"] == worker.current.id:
+                run["log"] = worker.current_log.text()
+    busy = any(run["status"] in ("queued", "running") for run in runs)
+    html = app[TEMPLATES].get_template("status.html.j2").render(status=status, runs=runs, busy=busy, refresh=3, ago=_ago, when=_when, duration=_duration)
+    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+
+async def handle_api_status(request: web.Request) -> web.Response:
+    return _json(200, **(await _status(request.app)))
+
+
+async def handle_api_runs(request: web.Request) -> web.Response:
+    try:
+        limit = max(1, min(500, int(request.query.get("limit", "50"))))
+    except ValueError:
+        return _json(400, error="limit must be a number")
+    return _json(200, runs=request.app[STORE].runs(limit=limit))
+
+
+async def handle_api_run(request: web.Request) -> web.Response:
+    store, worker = request.app[STORE], request.app[WORKER]
+    run = store.run(request.match_info["run_id"])
+    if run is None:
+        return _json(404, error=f"no run {request.match_info['run_id']!r}")
+    if worker.current and worker.current.id == run["id"] and worker.current_log:
+        run["log"] = worker.current_log.text()
+    return _json(200, **run)
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+async def handle_metrics(request: web.Request) -> web.Response:
+    app = request.app
+    config, store, worker = app[CONFIG], app[STORE], app[WORKER]
+    code, _body = health(config, worker)
+    lines = [
+        "# HELP podops_webhook_info The shim's version and slot.",
+        "# TYPE podops_webhook_info gauge",
+        f'podops_webhook_info{{version="{__version__}",slot="{config.slot or ""}"}} 1',
+        "# HELP podops_webhook_healthy 1 when /health answers 200 (the active slot, not draining).",
+        "# TYPE podops_webhook_healthy gauge",
+        f"podops_webhook_healthy {int(code == 200)}",
+        "# HELP podops_webhook_deliveries_total Accepted deliveries by provider and decision (all slots, from the database).",
+        "# TYPE podops_webhook_deliveries_total counter",
+    ]
+    lines += [f'podops_webhook_deliveries_total{{provider="{p}",decision="{d}"}} {n}' for p, d, n in sorted(store.delivery_counts())]
+    lines += ["# HELP podops_webhook_runs Runs by status (all slots, from the database).", "# TYPE podops_webhook_runs gauge"]
+    lines += [f'podops_webhook_runs{{status="{s}"}} {n}' for s, n in sorted(store.run_counts().items())]
+    lines += [
+        "# HELP podops_webhook_run_in_progress 1 while this instance runs a deploy.",
+        "# TYPE podops_webhook_run_in_progress gauge",
+        f"podops_webhook_run_in_progress {int(worker.current is not None)}",
+        "# HELP podops_webhook_run_queued 1 while a coalesced run waits.",
+        "# TYPE podops_webhook_run_queued gauge",
+        f"podops_webhook_run_queued {int(worker.pending is not None)}",
+    ]
+    last = store.last_finished()
+    if last:
+        lines += [
+            "# HELP podops_webhook_last_run_success 1 when the newest finished run did not fail.",
+            "# TYPE podops_webhook_last_run_success gauge",
+            f"podops_webhook_last_run_success {int(last['status'] in ('ok', 'changed'))}",
+        ]
+        finished = datetime.datetime.strptime(last["finished"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
+        lines += [
+            "# HELP podops_webhook_last_run_timestamp_seconds When the newest run finished.",
+            "# TYPE podops_webhook_last_run_timestamp_seconds gauge",
+            f"podops_webhook_last_run_timestamp_seconds {finished.timestamp():.3f}",
+        ]
+    lines += ["# HELP podops_webhook_requests_total HTTP requests answered by this instance.", "# TYPE podops_webhook_requests_total counter"]
+    for (route, status), count in sorted(app[COUNTERS].items()):
+        lines.append(f'podops_webhook_requests_total{{route="{route}",code="{status}"}} {count}')
+    lines += [
+        "# HELP process_resident_memory_bytes Resident memory of the shim.",
+        "# TYPE process_resident_memory_bytes gauge",
+        f"process_resident_memory_bytes {_rss_bytes()}",
+    ]
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8", headers={"X-Content-Type-Options": "nosniff"})
+
+
+def create_app(config: Config, store: Store, worker: Worker, services: Services) -> web.Application:
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[guard])
+    app[CONFIG] = config
+    app[STORE] = store
+    app[WORKER] = worker
+    app[SERVICES] = services
+    app[CONTAINERS] = Containers(config)
+    app[COUNTERS] = collections.Counter()
+    app[TEMPLATES] = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    app.router.add_post("/hooks/{provider}", handle_hook)
+    app.router.add_post("/deploy-all-changed", handle_deploy_all)
+    app.router.add_post("/redeploy-and-update/{service}", handle_redeploy)
+    app.router.add_get("/health", handle_health)
+    app.router.add_get("/", handle_page)
+    app.router.add_get("/api/status", handle_api_status)
+    app.router.add_get("/api/runs", handle_api_runs)
+    app.router.add_get("/api/runs/{run_id}", handle_api_run)
+    app.router.add_get("/metrics", handle_metrics)
+    return app

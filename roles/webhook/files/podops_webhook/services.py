@@ -1,0 +1,82 @@
+# Copyright (c) podops.gitops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The services of the env repo checkout: which names exist, and which images they run.
+
+Compose files are read with the collection's own compose model (``podops.gitops`` module_utils
+``_compose.load_project``): the same interpolation (``.env``, defaults), ``include``, ``extends`` and override
+files the reconcile uses, so "which services use image X" gets the same answer as the deploy itself.
+The collection is importable from ``collections_path`` (the podops venv's collections folder).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+import typing as t
+
+from .events import image_matches
+
+# One directory name: no separators, no dot-dirs, nothing a shell or a path could abuse (as in the collection).
+SERVICE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+COMPOSE_MODULE = "ansible_collections.podops.gitops.plugins.module_utils._compose"
+
+
+class CollectionMissing(Exception):
+    pass
+
+
+def import_compose(collections_path: str) -> t.Any:
+    """The collection's compose model; ``collections_path`` is put on sys.path first when given."""
+    if collections_path and os.path.isdir(collections_path) and collections_path not in sys.path:
+        sys.path.append(collections_path)
+    try:
+        return importlib.import_module(COMPOSE_MODULE)
+    except ImportError as exc:
+        raise CollectionMissing(
+            f"cannot import the podops.gitops collection ({exc}); install it into {collections_path or 'the collections path'} "
+            "or set collections_path in the config"
+        ) from None
+
+
+class Services:
+    def __init__(self, services_root: str, compose: t.Any):
+        self.root = services_root
+        self.compose = compose
+
+    def names(self) -> list[str]:
+        """Service folders with a compose file, sorted; stray files and odd names are left out."""
+        try:
+            entries = sorted(os.listdir(self.root))
+        except OSError:
+            return []
+        return [name for name in entries if self.exists(name)]
+
+    def exists(self, name: str) -> bool:
+        """True only for a direct sub-folder of the services folder with a compose file, whose real path
+        stays inside it (no ``..``, no symlink out)."""
+        if not SERVICE_NAME_RE.fullmatch(name) or name in (".", ".."):
+            return False
+        path = os.path.join(self.root, name)
+        root = os.path.realpath(self.root)
+        real = os.path.realpath(path)
+        if os.path.dirname(real) != root or not os.path.isdir(real):
+            return False
+        return self.compose.find_compose_file(real) is not None
+
+    def images(self, name: str) -> list[str]:
+        try:
+            return list(self.compose.load_project(os.path.join(self.root, name)).images())
+        except Exception:  # noqa: BLE001 - a broken compose file names no image; the reconcile reports it
+            return []
+
+    def using(self, packages: t.Sequence[str]) -> dict[str, list[str]]:
+        """``{service: [matching images]}`` for the services whose images name one of ``packages``."""
+        found = {}
+        for name in self.names():
+            images = [image for image in self.images(name) if image_matches(image, packages)]
+            if images:
+                found[name] = images
+        return found

@@ -1,0 +1,248 @@
+# Copyright (c) podops.gitops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""One background worker that runs the deploy commands, one run at a time, bursts coalesced.
+
+A trigger joins the *queued* run (there is at most one). The queued run starts once nothing is running
+and no trigger came for ``debounce_seconds`` (a burst is waited out; at most ``debounce_max_seconds`` after
+its first trigger). Triggers that arrive while a run is going therefore cost at most one more run, however
+many there are, and a burst that ends before the worker is free costs one. A run executes, with no shell and a fixed argv:
+
+- ``reconcile_command -e podops_trigger=webhook -e podops_run_id=<run id>`` when any trigger asked for
+  a reconcile (a push), then
+- ``redeploy_command -e podops_trigger=webhook -e podops_run_id=<run id>-<n> -e podops_service=<name>``
+  for each service a package/release event named (fresh images for them).
+
+After each command it reads ``<state_dir>/runs/<that id>.json`` (the podops run report) for the
+per-service outcome. The output of the commands is the run's log: secrets scrubbed, size capped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+import typing as t
+from dataclasses import dataclass, field
+
+from .config import Config
+from .store import Store, new_run_id
+
+LOG = logging.getLogger("podops_webhook")
+ORDER = {"ok": 0, "changed": 1, "failed": 2}
+
+
+@dataclass
+class Run:
+    id: str
+    reconcile: bool = False
+    services: set[str] = field(default_factory=set)
+    requested_commit: str | None = None
+    deliveries: int = 0
+    first_at: float = field(default_factory=time.monotonic)
+
+
+class CappedLog:
+    """Keeps the first and the last ``limit/2`` bytes of a stream, with a marker for what was cut."""
+
+    def __init__(self, limit: int, redactions: t.Sequence[bytes]):
+        self.half = max(1024, limit // 2)
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.cut = 0
+        self.redactions = [r for r in redactions if r]
+
+    def add(self, data: bytes) -> None:
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if data:
+            self.tail += data
+            excess = len(self.tail) - self.half
+            if excess > 0:
+                del self.tail[:excess]
+                self.cut += excess
+
+    def text(self) -> str:
+        data = bytes(self.head)
+        if self.cut:
+            data += f"\n[... {self.cut} bytes of output left out ...]\n".encode()
+        data += bytes(self.tail)
+        for secret in self.redactions:
+            data = data.replace(secret, b"[redacted]")
+        return data.decode("utf-8", "replace")
+
+
+def read_report(state_dir: str, run_id: str) -> dict | None:
+    try:
+        with open(os.path.join(state_dir, "runs", f"{run_id}.json"), encoding="utf-8") as handle:
+            report = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
+class Worker:
+    def __init__(self, config: Config, store: Store):
+        self.config = config
+        self.store = store
+        self.pending: Run | None = None
+        self.current: Run | None = None
+        self.current_log: CappedLog | None = None
+        self.draining = False
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._proc: asyncio.subprocess.Process | None = None
+        self._last_submit = 0.0
+
+    # called by the HTTP handlers (same event loop): quick, no awaits
+    def submit(self, reconcile: bool, services: t.Iterable[str], commit: str | None, delivery: str | None) -> str:
+        """Add a trigger to the queued run (creating it when there is none); return that run's id."""
+        run = self.pending
+        if run is None:
+            run = self.pending = Run(new_run_id())
+            self.store.create_run(run.id, "webhook", self.config.slot)
+        run.reconcile = run.reconcile or reconcile
+        run.services.update(services)
+        run.requested_commit = commit or run.requested_commit
+        run.deliveries += 1
+        self._last_submit = time.monotonic()
+        self.store.update_queued(run.id, run.reconcile, run.services, run.requested_commit, run.deliveries)
+        if delivery:
+            self.store.link_delivery(delivery, run.id)
+        self._wake.set()
+        return run.id
+
+    async def run_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self.draining:
+                return
+            if self.pending is None:
+                continue
+            await self._debounce(self.pending)
+            if self.draining:
+                return
+            run, self.pending = self.pending, None
+            self.current = run
+            self._idle.clear()
+            try:
+                await self._execute(run)
+            except Exception as exc:  # noqa: BLE001 - the worker must survive anything one run does
+                LOG.exception("run %s crashed the worker step", run.id)
+                self.store.finish_run(run.id, "failed", None, {}, "", f"internal error: {exc}", None)
+            finally:
+                self.current = None
+                self.current_log = None
+                self._idle.set()
+                self.store.prune_runs(self.config.keep_runs)
+            if self.pending is not None:
+                self._wake.set()
+
+    async def _debounce(self, run: Run) -> None:
+        """Wait until triggers stop coming for debounce_seconds, at most debounce_max_seconds after the
+        run's first trigger (one multi-arch image push sends ~3 package events in a row)."""
+        while not self.draining:
+            now = time.monotonic()
+            wait = min(self._last_submit + self.config.debounce_seconds, run.first_at + self.config.debounce_max_seconds) - now
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait)
+
+    async def drain(self) -> None:
+        """Stop taking work: the running run finishes and is recorded; a queued one is cancelled."""
+        self.draining = True
+        self._wake.set()
+        await self._idle.wait()
+        if self.pending is not None:
+            self.store.finish_run(
+                self.pending.id, "cancelled", None, {}, "", "the shim was stopped before this run started; the next push or the timer applies it", None
+            )
+            self.pending = None
+
+    def steps(self, run: Run) -> list[tuple[str, list[str]]]:
+        """``[(report id, argv)]`` for a run."""
+        base = ["-e", "podops_trigger=webhook"]
+        steps = []
+        if run.reconcile:
+            steps.append((run.id, [*self.config.reconcile_command, *base, "-e", f"podops_run_id={run.id}"]))
+        for service in sorted(run.services):
+            step_id = run.id if not steps else f"{run.id}-{len(steps) + 1}"
+            steps.append((step_id, [*self.config.redeploy_command, *base, "-e", f"podops_run_id={step_id}", "-e", f"podops_service={service}"]))
+        return steps
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("CREDENTIALS_DIRECTORY", None)  # the commands have no business with the webhook secret
+        env.update(self.config.environment)
+        return env
+
+    async def _execute(self, run: Run) -> None:
+        self.store.start_run(run.id)
+        LOG.info("run %s started (reconcile=%s, services=%s, %d trigger(s))", run.id, run.reconcile, sorted(run.services), run.deliveries)
+        log = self.current_log = CappedLog(self.config.max_log_bytes, self.config.redactions())
+        outcome: dict[str, dict] = {}
+        status = "ok"
+        errors: list[str] = []
+        commit = None
+        last_rc: int | None = None
+        for step_id, argv in self.steps(run):
+            log.add(f"$ {' '.join(argv)}\n".encode())
+            rc, error = await self._command(argv, log)
+            last_rc = rc
+            report = read_report(self.config.state_dir, step_id)
+            if report is not None:
+                for name, entry in (report.get("services") or {}).items():
+                    if isinstance(entry, dict):
+                        outcome[name] = {**entry, "run_id": step_id}
+                commit = report.get("commit") or commit
+                result = report.get("result") if report.get("result") in ORDER else "failed"
+                if report.get("error"):
+                    errors.append(str(report["error"]))
+            else:
+                result = "failed" if rc != 0 else "ok"
+            if rc != 0:
+                result = "failed"
+                errors.append(error or f"{argv[0]} exited with {rc}" + ("" if report else " and wrote no run report"))
+            status = max(status, result, key=ORDER.__getitem__)
+        self.store.finish_run(run.id, status, last_rc, outcome, log.text(), "; ".join(errors) or None, commit)
+        LOG.info("run %s finished: %s", run.id, status)
+
+    async def _command(self, argv: list[str], log: CappedLog) -> tuple[int, str | None]:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=self._env(),
+                start_new_session=True,  # a timeout kills the whole process group
+            )
+        except OSError as exc:
+            log.add(f"cannot start {argv[0]}: {exc.strerror}\n".encode())
+            return 127, f"cannot start {argv[0]}: {exc.strerror}"
+        self._proc = proc
+
+        async def pump() -> None:
+            assert proc.stdout is not None
+            while chunk := await proc.stdout.read(65536):
+                log.add(chunk)
+
+        try:
+            await asyncio.wait_for(asyncio.gather(pump(), proc.wait()), timeout=self.config.run_timeout_seconds)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            log.add(f"\n[killed after {self.config.run_timeout_seconds:g}s (run_timeout_seconds)]\n".encode())
+            return proc.returncode if proc.returncode is not None else -9, f"timed out after {self.config.run_timeout_seconds:g}s"
+        finally:
+            self._proc = None
+        return proc.returncode or 0, None

@@ -1,0 +1,156 @@
+"""Role podops.gitops.webhook with real ansible-playbook on localhost, into a temporary install folder:
+check mode changes nothing; a real run installs the shim, its config, a random 0600 secret and token and
+the template unit (which `systemd-analyze verify` accepts); a second run changes nothing and keeps the
+secret; and the shim it installed starts from that config, with the secret as a systemd-style credential,
+and accepts a delivery signed with the generated secret.
+
+This machine has no systemd as PID 1: the role installs the unit without starting it. Starting it under
+systemd is exercised in the systemd container tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT
+from webhook_helpers import request, sign
+
+PLAY = """\
+---
+- name: Install the webhook shim
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  roles:
+    - role: podops.gitops.webhook
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def playbook(base: Path, port: int, *args: str) -> subprocess.CompletedProcess:
+    variables = {
+        "podops_install_dir": str(base / "opt"),
+        "podops_venv_dir": str(Path(sys.executable).parents[1]),
+        "podops_collections_dir": str(REPO_ROOT / ".work" / "collections"),
+        "podops_state_dir": str(base / "state"),
+        "podops_webhook_unit_dir": str(base / "units"),
+        "podops_webhook_listen": {"a": f"127.0.0.1:{port}", "b": "127.0.0.1:1"},
+    }
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1", PYTHONDONTWRITEBYTECODE="1")
+    proc = subprocess.run(
+        ["ansible-playbook", str(base / "play.yml"), "-e", json.dumps(variables), *args], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return proc
+
+
+def changed(proc: subprocess.CompletedProcess) -> int:
+    out = json.loads(proc.stdout[proc.stdout.index("{") :])
+    return out["stats"]["localhost"]["changed"]
+
+
+def messages(proc: subprocess.CompletedProcess) -> list[str]:
+    out = json.loads(proc.stdout[proc.stdout.index("{") :])
+    for task in out["plays"][0]["tasks"]:
+        if task["task"]["name"].endswith("Tell where to point the git host"):
+            return task["hosts"]["localhost"]["msg"]
+    return []
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    base = tmp_path_factory.mktemp("webhook-role")
+    port = free_port()
+    (base / "play.yml").write_text(PLAY)
+    check = playbook(base, port, "--check")
+    assert changed(check) > 0
+    assert not (base / "opt").exists() and not (base / "units").exists(), "check mode created files"
+    first = playbook(base, port)
+    second = playbook(base, port)
+    return base, port, first, second
+
+
+def test_role_installs_shim_secret_and_unit_and_is_idempotent(installed):
+    base, port, first, second = installed
+    opt = base / "opt"
+    assert (opt / "webhook" / "podops_webhook" / "__main__.py").is_file()
+    assert (opt / "webhook" / "podops_webhook" / "templates" / "status.html.j2").is_file()
+    for name in ("webhook.secret", "webhook-status.token"):
+        info = (opt / "etc" / name).stat()
+        assert stat.S_IMODE(info.st_mode) == 0o600, name
+        assert len((opt / "etc" / name).read_text().strip()) >= 40
+    assert (opt / "etc" / "webhook.secret").read_text() != (opt / "etc" / "webhook-status.token").read_text()
+    assert stat.S_IMODE((base / "state").stat().st_mode) == 0o700
+    assert changed(first) > 0
+    assert changed(second) == 0, "second run changed something"
+    secret = (opt / "etc" / "webhook.secret").read_text()
+    assert secret not in first.stdout + second.stdout, "the secret was printed"
+    text = "\n".join(messages(first))
+    assert f"http://127.0.0.1:{port}/hooks/github" in text and str(opt / "etc" / "webhook.secret") in text
+
+
+def test_unit_passes_systemd_analyze_verify(installed):
+    base, _port, _first, _second = installed
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze is missing: run `make setup` as root (it installs systemd)"
+    unit = (base / "units" / "podops-webhook@.service").read_text()
+    assert "LoadCredential=webhook-secret:" in unit and "KillMode=mixed" in unit and "--slot %i" in unit
+    proc = subprocess.run([analyze, "verify", str(base / "units" / "podops-webhook@a.service")], capture_output=True, text=True, check=False)
+    ours = [line for line in proc.stderr.splitlines() if "podops-webhook" in line]  # not other units' noise
+    assert proc.returncode == 0 and not ours, proc.stderr
+
+
+def test_installed_shim_starts_from_the_role_config(installed, tmp_path):
+    """What systemd would do: cwd = the install folder, the secrets as credentials, --slot a."""
+    base, port, _first, _second = installed
+    opt = base / "opt"
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    shutil.copy(opt / "etc" / "webhook.secret", creds / "webhook-secret")
+    shutil.copy(opt / "etc" / "webhook-status.token", creds / "webhook-status-token")
+    env = dict(os.environ, CREDENTIALS_DIRECTORY=str(creds), PYTHONDONTWRITEBYTECODE="1")
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "podops_webhook", "--config", str(opt / "etc" / "webhook.yml"), "--slot", "a"],
+        cwd=opt / "webhook",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            try:
+                urllib.request.urlopen(url + "/health", timeout=1).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        body = b'{"zen": "role test", "hook_id": 1}'
+        secret = (opt / "etc" / "webhook.secret").read_bytes().strip()
+        headers = {"Content-Type": "application/json", "X-GitHub-Event": "ping", "X-GitHub-Delivery": "role-ping-1"}
+        pong = request(url + "/hooks/github", data=body, headers={**headers, "X-Hub-Signature-256": "sha256=" + sign(body, secret)}, method="POST")
+        assert pong.status == 200 and pong.json["status"] == "pong", pong
+        token = (opt / "etc" / "webhook-status.token").read_text().strip()
+        assert request(url + "/api/status").status == 401
+        assert request(url + "/api/status", headers={"Authorization": f"Bearer {token}"}).status == 200
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0

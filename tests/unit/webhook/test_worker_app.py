@@ -1,0 +1,294 @@
+# Copyright (c) podops.gitops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The worker (coalescing, argv, reports, log cap, timeout) with real subprocesses, and the aiohttp app
+in-process (health and the A/B marker, the status token, the service-name check)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from podops_webhook.app import create_app
+from podops_webhook.config import load
+from podops_webhook.services import Services, import_compose
+from podops_webhook.store import Store
+from podops_webhook.verify import signature_hex
+from podops_webhook.worker import CappedLog, Worker
+
+# A deploy command that logs its argv to a file, prints a secret-looking line and writes the podops run report.
+COMMAND = """
+import json, os, sys, time
+args = sys.argv[1:]
+record, state, seconds = args[0], args[1], float(args[2])
+extra = dict(args[i + 1].split("=", 1) for i in range(3, len(args) - 1) if args[i] == "-e")
+with open(record, "a") as handle:
+    handle.write(json.dumps(args[3:]) + "\\n")
+print("token in output: s3cr3t-token", flush=True)
+time.sleep(seconds)
+os.makedirs(os.path.join(state, "runs"), exist_ok=True)
+name = extra.get("podops_service", "web")
+result = "failed" if name == "broken" else "changed"
+with open(os.path.join(state, "runs", extra["podops_run_id"] + ".json"), "w") as handle:
+    json.dump({"run_id": extra["podops_run_id"], "commit": "c" * 40, "result": result,
+               "services": {name: {"action": "failed" if result == "failed" else "deployed", "error": "boom" if result == "failed" else None}}}, handle)
+sys.exit(2 if name == "broken" else 0)
+"""
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    repo = tmp_path / "repo"
+    for name in ("web", "api"):
+        (repo / "services" / name).mkdir(parents=True)
+        (repo / "services" / name / "compose.yaml").write_text(f"services:\n  main:\n    image: ghcr.io/team/{name}:latest\n")
+    (tmp_path / "secret").write_text("s3cr3t\n")
+    (tmp_path / "secret").chmod(0o600)
+    (tmp_path / "token").write_text("s3cr3t-token\n")
+    (tmp_path / "token").chmod(0o600)
+
+    def make(seconds: float = 0.0, slot: str | None = None, **extra) -> tuple:
+        command = [sys.executable, "-c", COMMAND, str(tmp_path / "record.jsonl"), str(tmp_path / "state"), str(seconds)]
+        config = {
+            "state_dir": str(tmp_path / "state"),
+            "repo_dir": str(repo),
+            "secret_file": str(tmp_path / "secret"),
+            "status_token_file": str(tmp_path / "token"),
+            "reconcile_command": command,
+            "redeploy_command": command,
+            "debounce_seconds": 0.05,
+            "podman_command": ["true"],
+            "collections_path": "",
+        }
+        config.update(extra)
+        (tmp_path / "cfg.yml").write_text(json.dumps(config))
+        cfg = load(str(tmp_path / "cfg.yml"), slot=slot)
+        store = Store(cfg.db_path)
+        return cfg, store, Worker(cfg, store)
+
+    make.tmp = tmp_path
+    return make
+
+
+def records(tmp_path) -> list[list[str]]:
+    path = tmp_path / "record.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_triggers_during_a_run_cost_one_more_run(setup):
+    config, store, worker = setup(seconds=0.5)
+
+    async def scenario():
+        task = asyncio.create_task(worker.run_forever())
+        first = worker.submit(True, [], "a" * 40, None)
+        await asyncio.sleep(0.2)  # the first run is going now
+        assert worker.current is not None and worker.current.id == first
+        second = {worker.submit(True, [], None, None) for _index in range(50)}
+        second |= {worker.submit(False, ["api"], None, None) for _index in range(3)}  # a multi-arch push: 3 package events
+        assert len(second) == 1 and first not in second
+        while worker.current is not None or worker.pending is not None:
+            await asyncio.sleep(0.05)
+        task.cancel()
+        return first, second.pop()
+
+    first, second = asyncio.run(scenario())
+    calls = records(setup.tmp)
+    assert calls == [
+        ["-e", "podops_trigger=webhook", "-e", f"podops_run_id={first}"],
+        ["-e", "podops_trigger=webhook", "-e", f"podops_run_id={second}"],
+        ["-e", "podops_trigger=webhook", "-e", f"podops_run_id={second}-2", "-e", "podops_service=api"],
+    ]
+    runs = {run["id"]: run for run in store.runs(with_log=True)}
+    assert runs[first]["status"] == "changed" and runs[first]["deliveries"] == 1 and runs[first]["requested_commit"] == "a" * 40
+    assert runs[second]["deliveries"] == 53 and runs[second]["services"] == ["api"] and runs[second]["reconcile"] is True
+    assert runs[second]["outcome"]["api"]["run_id"] == f"{second}-2" and runs[second]["outcome"]["web"]["action"] == "deployed"
+    assert "s3cr3t-token" not in runs[first]["log"] and "[redacted]" in runs[first]["log"]
+
+
+def test_a_failed_step_fails_the_run_and_keeps_its_error(setup):
+    config, store, worker = setup()
+
+    async def scenario():
+        task = asyncio.create_task(worker.run_forever())
+        run_id = worker.submit(False, ["broken", "web"], None, None)
+        while store.run(run_id)["status"] in ("queued", "running"):
+            await asyncio.sleep(0.05)
+        task.cancel()
+        return run_id
+
+    run = store.run(asyncio.run(scenario()))
+    assert run["status"] == "failed" and run["rc"] == 0  # the last step (web) succeeded, the run still failed
+    assert run["outcome"]["broken"]["error"] == "boom" and run["outcome"]["web"]["action"] == "deployed"
+    assert "exited with 2" in run["error"]
+
+
+def test_timeout_kills_the_command(setup):
+    config, store, worker = setup(seconds=30, run_timeout_seconds=0.5)
+
+    async def scenario():
+        task = asyncio.create_task(worker.run_forever())
+        run_id = worker.submit(True, [], None, None)
+        start = time.monotonic()
+        while store.run(run_id)["status"] in ("queued", "running"):
+            await asyncio.sleep(0.05)
+        task.cancel()
+        return run_id, time.monotonic() - start
+
+    run_id, took = asyncio.run(scenario())
+    run = store.run(run_id)
+    assert took < 10 and run["status"] == "failed" and "timed out" in run["error"] and "killed after 0.5s" in run["log"]
+
+
+def test_missing_command_is_a_failed_run(setup):
+    config, store, worker = setup(reconcile_command=["/nonexistent/podops-pull"])
+
+    async def scenario():
+        task = asyncio.create_task(worker.run_forever())
+        run_id = worker.submit(True, [], None, None)
+        while store.run(run_id)["status"] in ("queued", "running"):
+            await asyncio.sleep(0.05)
+        task.cancel()
+        return run_id
+
+    run = store.run(asyncio.run(scenario()))
+    assert run["status"] == "failed" and "cannot start /nonexistent/podops-pull" in run["error"]
+
+
+def test_capped_log_keeps_head_and_tail():
+    log = CappedLog(4096, [b"SECRET"])
+    log.add(b"start SECRET\n" + b"x" * 10000)
+    log.add(b"\nthe end")
+    text = log.text()
+    assert text.startswith("start [redacted]") and text.endswith("the end") and "bytes of output left out" in text
+    assert len(text) < 4200
+
+
+def run_app(config, store, worker, coro_fn):
+    async def main():
+        services = Services(config.services_root, import_compose(""))
+        client = TestClient(TestServer(create_app(config, store, worker, services)))
+        await client.start_server()
+        try:
+            return await coro_fn(client)
+        finally:
+            await client.close()
+
+    return asyncio.run(main())
+
+
+def test_health_follows_the_ab_marker(setup):
+    config, store, worker = setup(slot="b", listen={"a": "127.0.0.1:1", "b": "127.0.0.1:2"})
+    marker = setup.tmp / "state" / "ab" / "webhook.json"
+
+    async def probe(client):
+        found = []
+        for content in (None, '{"active": "b"}', '{"active": "a"}', "[]", "{oops"):
+            if content is not None:
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text(content)
+            response = await client.get("/health")
+            found.append((response.status, (await response.json())["status"]))
+        worker.draining = True
+        marker.write_text('{"active": "b"}')
+        response = await client.get("/health")
+        found.append((response.status, (await response.json())["status"]))
+        return found
+
+    assert run_app(config, store, worker, probe) == [(200, "ok"), (200, "ok"), (503, "standby"), (503, "standby"), (503, "unknown"), (503, "draining")]
+
+
+def test_status_token_guards_page_api_and_metrics_not_health_or_hooks(setup):
+    config, store, worker = setup()
+
+    async def probe(client):
+        codes = {}
+        for path in ("/", "/api/status", "/api/runs", "/api/runs/x", "/metrics"):
+            codes[path] = (await client.get(path)).status
+        codes["health"] = (await client.get("/health")).status
+        codes["bearer"] = (await client.get("/api/runs", headers={"Authorization": "Bearer s3cr3t-token"})).status
+        codes["wrong"] = (await client.get("/api/runs", headers={"Authorization": "Bearer nope"})).status
+        codes["bad-query"] = (await client.get("/?token=nope", allow_redirects=False)).status
+        login = await client.get("/?token=s3cr3t-token", allow_redirects=False)
+        codes["login"] = login.status
+        codes["cookie"] = bool(login.cookies["podops_status_token"]["httponly"])
+        codes["page"] = (await client.get("/")).status  # the client keeps the cookie
+        codes["missing-run"] = (await client.get("/api/runs/nope")).status
+        return codes
+
+    codes = run_app(config, store, worker, probe)
+    assert codes == {
+        "/": 401,
+        "/api/status": 401,
+        "/api/runs": 401,
+        "/api/runs/x": 401,
+        "/metrics": 401,
+        "health": 200,
+        "bearer": 200,
+        "wrong": 401,
+        "bad-query": 401,
+        "login": 303,
+        "cookie": True,
+        "page": 200,
+        "missing-run": 404,
+    }
+
+
+def test_redeploy_route_checks_the_name_after_the_signature(setup):
+    config, store, worker = setup()
+    body = b'{"action": "published"}'
+    good = {"Content-Type": "application/json", "X-Hub-Signature-256": "sha256=" + signature_hex(b"s3cr3t", body)}
+
+    async def probe(client):
+        return [
+            (await client.post("/redeploy-and-update/nope", data=body, headers={**good, "X-Hub-Signature-256": "sha256=" + "0" * 64})).status,
+            (await client.post("/redeploy-and-update/nope", data=body, headers=good)).status,
+            (await client.post("/redeploy-and-update/web", data=body, headers=good)).status,
+        ]
+
+    assert run_app(config, store, worker, probe) == [401, 404, 202]
+    assert [run["services"] for run in store.runs()] == [["web"]]
+
+
+def test_services_view_joins_state_runs_and_containers(setup):
+    """state.json (status, commit, when, error) + newest run outcome + podman ps (a stand-in printing its JSON)."""
+    from podops_webhook.status import Containers, services_view
+
+    ps = [
+        {"Names": ["p-web_main_1"], "State": "running", "Status": "Up 1 minute", "Image": "i", "Id": "a" * 64, "Labels": {"io.podops.service": "web"}},
+        {"Names": ["p-gone_main_1"], "State": "exited", "Status": "Exited (0)", "Image": "i", "Id": "b" * 64, "Labels": {"io.podops.service": "gone"}},
+    ]
+    podman = [sys.executable, "-c", f"import sys; print({json.dumps(json.dumps(ps))}); sys.stderr.write(' '.join(sys.argv[1:]))"]
+    config, store, worker = setup(podman_command=podman, project_prefix="p-")
+    state = setup.tmp / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "state.json").write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "services": {
+                    "web": {"status": "ok", "commit": "c" * 40, "deployed_at": "2026-11-26T10:00:00.000000Z", "error": None},
+                    "api": {"status": "failed", "commit": "d" * 40, "error": "health gate: web never became healthy"},
+                    "gone": {"status": "ok", "commit": "e" * 40},
+                },
+            }
+        )
+    )
+    store.create_run("r-1", "webhook", None)
+    store.finish_run("r-1", "failed", 2, {"api": {"action": "rolled_back", "error": "health gate"}}, "", None, None)
+    containers = Containers(config)
+    assert containers.argv()[-4:] == ["--filter", "label=io.podops.service", "--filter", "label=io.podops.prefix=p-"]
+
+    async def view():
+        return await services_view(config, Services(config.services_root, import_compose("")), store, containers)
+
+    rows = {row["name"]: row for row in asyncio.run(view())}
+    assert rows["web"]["state"] == "ok" and rows["web"]["running"] == "1/1" and rows["web"]["healthy"] and rows["web"]["commit"] == "c" * 40
+    assert rows["api"]["state"] == "failed" and rows["api"]["error"].startswith("health gate") and rows["api"]["last_action"] == "rolled_back"
+    assert rows["api"]["last_run"] == "r-1" and rows["api"]["containers"] == []
+    assert rows["gone"]["state"] == "orphaned" and rows["gone"]["running"] == "0/1"
+    assert containers.error is None
