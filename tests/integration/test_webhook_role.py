@@ -88,8 +88,8 @@ def installed(tmp_path_factory):
 def test_role_installs_shim_secret_and_unit_and_is_idempotent(installed):
     base, port, first, second = installed
     opt = base / "opt"
-    assert (opt / "webhook" / "podops_webhook" / "__main__.py").is_file()
-    assert (opt / "webhook" / "podops_webhook" / "templates" / "status.html.j2").is_file()
+    assert (opt / "webhook" / "slot-a" / "podops_webhook" / "__main__.py").is_file()
+    assert (opt / "webhook" / "slot-a" / "podops_webhook" / "templates" / "status.html.j2").is_file()
     for name in ("webhook.secret", "webhook-status.token"):
         info = (opt / "etc" / name).stat()
         assert stat.S_IMODE(info.st_mode) == 0o600, name
@@ -127,7 +127,7 @@ def test_installed_shim_starts_from_the_role_config(installed, tmp_path):
     env.pop("PYTHONPATH", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "podops_webhook", "--config", str(opt / "etc" / "webhook.yml"), "--slot", "a"],
-        cwd=opt / "webhook",
+        cwd=opt / "webhook" / "slot-a",
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

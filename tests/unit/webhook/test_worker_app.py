@@ -202,6 +202,26 @@ def test_health_follows_the_ab_marker(setup):
     assert run_app(config, store, worker, probe) == [(200, "ok"), (200, "ok"), (503, "standby"), (503, "standby"), (503, "unknown"), (503, "draining")]
 
 
+def test_ready_answers_on_a_standby_but_not_while_draining(setup):
+    """The A/B switch waits for /ready of the new instance: it is the standby until the switch flips."""
+    config, store, worker = setup(slot="b", listen={"a": "127.0.0.1:1", "b": "127.0.0.1:2"})
+    marker = setup.tmp / "state" / "ab" / "webhook.json"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text('{"active": "a"}')
+
+    async def probe(client):
+        found = []
+        for path in ("/health", "/ready"):
+            response = await client.get(path)
+            found.append((path, response.status, (await response.json())["status"]))
+        worker.draining = True
+        response = await client.get("/ready")
+        found.append(("/ready", response.status, (await response.json())["status"]))
+        return found
+
+    assert run_app(config, store, worker, probe) == [("/health", 503, "standby"), ("/ready", 200, "ready"), ("/ready", 503, "draining")]
+
+
 def test_status_token_guards_page_api_and_metrics_not_health_or_hooks(setup):
     config, store, worker = setup()
 

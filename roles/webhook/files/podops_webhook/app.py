@@ -80,6 +80,15 @@ async def handle_health(request: web.Request) -> web.Response:
     return _json(code, **body)
 
 
+async def handle_ready(request: web.Request) -> web.Response:
+    """200 once this instance serves and is not draining, active or not: what the A/B switch waits for
+    before it makes a new instance the active one (whose /health then answers 200)."""
+    config, worker = request.app[CONFIG], request.app[WORKER]
+    if worker.draining:
+        return _json(503, status="draining", slot=config.slot)
+    return _json(200, status="ready", slot=config.slot)
+
+
 # ---------------------------------------------------------------- webhooks
 async def _read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
@@ -361,6 +370,7 @@ def create_app(config: Config, store: Store, worker: Worker, services: Services)
     app.router.add_post("/deploy-all-changed", handle_deploy_all)
     app.router.add_post("/redeploy-and-update/{service}", handle_redeploy)
     app.router.add_get("/health", handle_health)
+    app.router.add_get("/ready", handle_ready)
     app.router.add_get("/", handle_page)
     app.router.add_get("/api/status", handle_api_status)
     app.router.add_get("/api/runs", handle_api_runs)
