@@ -11,7 +11,8 @@ hash-and-down/up shell loop):
                 client polling that service every 20 ms sees (failed requests, longest gap);
   change/blue-green  the same change with the probe service on ``strategy: blue-green`` behind a real nginx
                 (podops only: the baseline has no equivalent); the poller goes through nginx;
-  the webhook burst is reported as "not available" until the shim exists.
+  webhook_burst 200 signed deliveries in 2 s against a private webhook shim whose deploy command sleeps 1 s
+                (benchmarks/webhook_burst.py): latency p50/p99, runs started, lost deliveries, shim RSS.
 
 Writes ``--out`` (JSON) and a markdown table next to it (same name, ``.md``). See benchmarks/README.md.
 This is a benchmark, not a test: it fails only when a scenario cannot run, never on a missed target.
@@ -106,7 +107,6 @@ http {{
 
 NOT_AVAILABLE = {
     "blue-green": "blue-green needs nginx (make setup installs it) and podops; the baseline has no blue-green",
-    "webhook_burst": "the webhook shim (roles/webhook) is not implemented yet; this row is filled once it exists",
 }
 
 
@@ -747,7 +747,7 @@ class Bench:
             "noop": {},
             "first_deploy": {},
             "change": {},
-            "webhook_burst": {"status": "not available", "reason": NOT_AVAILABLE["webhook_burst"]},
+            "webhook_burst": {"status": "not measured", "reason": "the run ended before the burst"},
             "targets": [],
             "errors": [],
         }
@@ -767,6 +767,7 @@ class Bench:
                 log(f"size {size}: env repo {repo.path} (probe {repo.probe} on port {repo.probe_port}, {len(repo.published)} published port(s))")
                 for tool in self.tools:
                     self.run_tool(tool, repo)
+            self.webhook_burst()
             self.results["complete"] = True
         finally:
             self.results["duration_s"] = round(time.monotonic() - started, 1)
@@ -776,6 +777,23 @@ class Bench:
             if not config.keep_work:
                 shutil.rmtree(self.work, ignore_errors=True)
         return self.results
+
+    def webhook_burst(self) -> None:
+        """200 signed pushes in 2 s to a private shim (its deploy command sleeps 1 s: this measures the shim)."""
+        import webhook_burst  # noqa: PLC0415 - benchmarks/ is on sys.path when bench.py runs
+
+        try:
+            with webhook_burst.spawned_shim(run_seconds=1.0, workdir=str(self.work)) as (url, secret):
+                result = webhook_burst.measure(url, secret, n=200, seconds=2.0, wait_timeout=120)
+        except (RuntimeError, OSError) as exc:
+            self.results["errors"].append({"tool": "webhook", "size": 200, "error": str(exc)})
+            return
+        result.pop("results", None)
+        result.pop("delivery_ids", None)
+        result["shim"] = "spawned by benchmarks/webhook_burst.py; its deploy command sleeps 1 s"
+        self.results["webhook_burst"] = result
+        latency = result["latency_ms"]
+        log(f"webhook burst: p50 {latency['p50']} ms, p99 {latency['p99']} ms, {result['runs_started']} runs, {result['lost_deliveries']} lost")
 
     def ansible_floor(self) -> dict[str, t.Any]:
         """What any ansible-playbook run costs here: one play, no facts, one ``command: true`` task."""
@@ -965,11 +983,23 @@ class Bench:
             after = (blue_green.get("failed_after_served") or {}).get("max", 0)
             measured = f"at most {failed['max']:g} failed, {after:g} after served, in {failed['n']} switches"
             blue_green_target.update(measured=measured, met=failed["max"] == 0 and after == 0)
+        burst = res.get("webhook_burst") or {}
+        burst_target: dict[str, t.Any] = {"name": "webhook_burst", "target": "burst of 200: p99 < 50 ms, at most 2 runs, shim RSS < 80 MB"}
+        if "latency_ms" not in burst:
+            burst_target.update(measured=None, met=None, note="not measured in this run")
+        else:
+            rss = burst.get("shim_peak_rss_bytes") or burst.get("shim_rss_bytes") or 0
+            p99 = burst["latency_ms"]["p99"] or 0
+            burst_target.update(
+                measured=f"p99 {p99} ms, {burst['runs_started']} runs, RSS {rss / 1e6:.0f} MB, {burst['lost_deliveries']} lost",
+                met=p99 < 50 and burst["runs_started"] <= 2 and 0 < rss < 80e6 and burst["lost_deliveries"] == 0,
+            )
         return [
             compare("noop_100", "no-op, 100 services: <= 1.5x the bash hash loop", "noop", 100, 1.5, strict=False),
             compare("noop_500", "no-op, 500 services: faster than the bash hash loop", "noop", 500, 1.0, strict=True),
             change_target,
             blue_green_target,
+            burst_target,
             compare("first_deploy_100", "first deploy of 100: <= 0.5x one-by-one down/up", "first_deploy", 100, 0.5, strict=False),
         ]
 
@@ -1043,7 +1073,18 @@ def markdown(res: dict[str, t.Any]) -> str:
                 lines.append(f"| one change, blue-green: {text} | {size} | {fmt_stat(blue_green['podops'].get(key), unit, digits)} | - | - |")
         else:
             lines.append(f"| one change, blue-green | {size} | not available | - | - |")
-    lines.append("| webhook burst | - | not available | - | - |")
+    burst = res.get("webhook_burst") or {}
+    if "latency_ms" in burst:
+        rss = burst.get("shim_peak_rss_bytes") or burst.get("shim_rss_bytes")
+        lines.append(
+            f"| webhook burst: {burst['deliveries']} deliveries in {burst['window_s']:g} s | - | p50 {burst['latency_ms']['p50']} ms, "
+            f"p99 {burst['latency_ms']['p99']} ms, {burst['answered_2xx']} answered 2xx, {burst['runs_started']} runs, "
+            f"{burst['lost_deliveries']} lost, RSS {rss / 2**20:.0f} MiB | - | - |"
+            if rss
+            else f"| webhook burst | - | p50 {burst['latency_ms']['p50']} ms, p99 {burst['latency_ms']['p99']} ms, {burst['runs_started']} runs | - | - |"
+        )
+    else:
+        lines.append("| webhook burst | - | not available | - | - |")
     floor = res.get("reference", {}).get("ansible_floor_s")
     if floor:
         lines.append(f"| reference: ansible-playbook with one `command: true` task | - | {fmt_stat(floor)} | - | - |")
