@@ -87,24 +87,6 @@ x-podops:
   health: {{samples: 2, interval: 0.3}}
   slots: {slots}
 """
-NGINX_CONF = """\
-user root;
-worker_processes 1;
-pid {base}/nginx.pid;
-error_log {base}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  client_body_temp_path {base}/tmp-body;
-  proxy_temp_path {base}/tmp-proxy;
-  fastcgi_temp_path {base}/tmp-fcgi;
-  uwsgi_temp_path {base}/tmp-uwsgi;
-  scgi_temp_path {base}/tmp-scgi;
-  upstream probe {{ include {base}/probe.upstream; }}
-  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://probe; }} }}
-}}
-"""
-
 NOT_AVAILABLE = {
     "blue-green": "blue-green needs nginx (make setup installs it) and podops; the baseline has no blue-green",
 }
@@ -908,34 +890,24 @@ class Bench:
 
     def measure_blue_green(self, tool: Tool, target: Target) -> None:
         """The change scenario again with the probe on strategy blue-green behind nginx (podops only)."""
-        nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
-        if nginx is None:
-            raise ScenarioError("nginx is missing (make setup installs nginx-light): blue-green cannot be measured")
+        from nginx_proxy import NginxProxy  # noqa: PLC0415 - benchmarks/ is on sys.path when bench.py runs
+
         repo = target.repo
-        base = self.work / f"nginx-{repo.size}"
-        base.mkdir()
         slot_ports = dict(zip(("a", "b"), allocate_ports(2), strict=True))
         proxy_port = allocate_ports(1)[0]
-        (base / "probe.upstream").write_text(f"server 127.0.0.1:{slot_ports['a']};\n")
-        (base / "nginx.conf").write_text(NGINX_CONF.format(base=base, port=proxy_port))
-        proxy = subprocess.Popen([nginx, "-c", str(base / "nginx.conf"), "-p", str(base), "-g", "daemon off;"], stderr=subprocess.DEVNULL)
         try:
-            slots = {
-                "ports": slot_ports,
-                "upstream_file": str(base / "probe.upstream"),
-                "reload_command": [nginx, "-c", str(base / "nginx.conf"), "-p", str(base), "-s", "reload"],
-                "drain": 1,
-                "stop_timeout": 1,
-            }
+            proxy = NginxProxy(self.work / f"nginx-{repo.size}", proxy_port, slot_ports["a"], name="probe")
+        except RuntimeError as exc:
+            raise ScenarioError(f"blue-green cannot be measured: {exc}") from exc
+        try:
+            slots = {"ports": slot_ports, "upstream_file": str(proxy.upstream), "reload_command": proxy.reload_command, "drain": 1, "stop_timeout": 1}
             repo.make_probe_blue_green(BLUE_GREEN_XPODOPS.format(slots=json.dumps(slots)))
             log(f"{tool.name}: the probe {repo.probe} moves to blue-green behind nginx on port {proxy_port}")
             tool.run(target, "deploy")
             wait_served(proxy_port, f"release {repo.release}", 60)
             self.measure_change(tool, target, "blue-green", proxy_port)
         finally:
-            proxy.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proxy.wait(timeout=10)
+            proxy.stop()
             with contextlib.suppress(ScenarioError):
                 repo.restore_probe()  # the baseline deploys the same repo next: it knows no blue-green
 

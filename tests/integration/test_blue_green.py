@@ -1,71 +1,26 @@
 """Blue-green (issue 6): real containers behind a real nginx, switched A -> B -> A while a client polls.
 
-nginx (Debian's nginx-light, installed by `make setup`) runs as a plain process with its own config; the
-service's x-podops.slots renders its upstream file and reloads it (`nginx -s reload`, graceful).
+nginx (Debian's nginx-light, installed by `make setup`; benchmarks/nginx_proxy.py) runs as a plain process
+with its own config; the service's x-podops.slots renders its upstream file and reloads it (`nginx -s reload`).
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
-from conftest import free_port, http_get, sh
+from conftest import REPO_ROOT, free_port, http_get, sh
+
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+from nginx_proxy import NginxProxy  # noqa: E402 - the benchmark's proxy, shared
 
 HEALTH = '["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]'
-
-
-class Nginx:
-    """A real nginx reverse proxy on a loopback port, its upstream in a file podops renders."""
-
-    def __init__(self, base: Path, first_upstream: int):
-        self.base = base
-        self.port = free_port()
-        self.upstream = base / "app.upstream"
-        self.conf = base / "nginx.conf"
-        base.mkdir(parents=True, exist_ok=True)
-        self.upstream.write_text(f"server 127.0.0.1:{first_upstream};\n")
-        self.conf.write_text(
-            f"""
-user root;
-worker_processes 1;
-pid {base}/nginx.pid;
-error_log {base}/error.log;
-events {{ worker_connections 512; }}
-http {{
-  access_log off;
-  client_body_temp_path {base}/tmp-body;
-  proxy_temp_path {base}/tmp-proxy;
-  fastcgi_temp_path {base}/tmp-fcgi;
-  uwsgi_temp_path {base}/tmp-uwsgi;
-  scgi_temp_path {base}/tmp-scgi;
-  upstream app {{ include {self.upstream}; }}
-  server {{
-    listen 127.0.0.1:{self.port};
-    location / {{ proxy_pass http://app; }}
-  }}
-}}
-"""
-        )
-        self.proc = subprocess.Popen(["nginx", "-c", str(self.conf), "-p", str(base), "-g", "daemon off;"], stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while not (base / "nginx.pid").exists():
-            assert self.proc.poll() is None, f"nginx did not start: {self.proc.stderr.read().decode() if self.proc.stderr else ''}"
-            assert time.monotonic() < deadline, "nginx did not write its pid file"
-            time.sleep(0.05)
-
-    @property
-    def reload_command(self) -> list[str]:
-        return ["nginx", "-c", str(self.conf), "-p", str(self.base), "-s", "reload"]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 class Poller(threading.Thread):
@@ -107,12 +62,12 @@ class Poller(threading.Thread):
 
 @pytest.fixture
 def nginx(tmp_path):
-    proxy = Nginx(tmp_path / "nginx", free_port())
+    proxy = NginxProxy(tmp_path / "nginx", free_port(), free_port())
     yield proxy
     proxy.stop()
 
 
-def blue_green_service(ports: dict[str, int], nginx: Nginx, health: str = HEALTH) -> str:
+def blue_green_service(ports: dict[str, int], nginx: NginxProxy, health: str = HEALTH) -> str:
     slots = {
         "ports": ports,
         "upstream_file": str(nginx.upstream),
