@@ -7,6 +7,7 @@ in-process (health and the A/B marker, the status token, the service-name check)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -312,3 +313,34 @@ def test_services_view_joins_state_runs_and_containers(setup):
     assert rows["api"]["last_run"] == "r-1" and rows["api"]["containers"] == []
     assert rows["gone"]["state"] == "orphaned" and rows["gone"]["running"] == "0/1"
     assert containers.error is None
+
+
+def test_a_draining_instance_hands_its_queued_run_to_the_other(setup):
+    """Slot a drains with a run queued; slot b (same database) adopts it and merges it into its own."""
+    config_a, store_a, worker_a = setup(slot="a")
+    store_b = Store(config_a.db_path)  # the other slot's process: its own connection to the shared database
+    worker_b = Worker(dataclasses.replace(config_a, slot="b"), store_b)
+
+    async def scenario():
+        handed = worker_a.submit(True, [], "a" * 40, None)
+        store_a.claim_delivery("d-1", "github", "push", "/hooks/github", "run", "push", "a")
+        store_a.link_delivery("d-1", handed)
+        await worker_a.drain()
+        assert store_b.run(handed)["status"] == "released"
+        own = worker_b.submit(False, ["api"], None, None)
+        assert worker_b.adopt_released() == 1
+        assert worker_b.adopt_released() == 0, "claimed once"
+        task = asyncio.create_task(worker_b.run_forever())
+        while store_b.run(own)["status"] in ("queued", "running"):
+            await asyncio.sleep(0.05)
+        task.cancel()
+        return handed, own
+
+    handed, own = asyncio.run(scenario())
+    merged, ran = store_b.run(handed), store_b.run(own)
+    assert merged["status"] == "merged" and own in merged["error"]
+    assert ran["status"] == "changed" and ran["reconcile"] is True and ran["services"] == ["api"] and ran["deliveries"] == 2
+    assert ran["delivery_ids"] == ["d-1"], "the delivery moved with the run"
+    assert [call[:4] for call in records(setup.tmp)] == [["-e", "podops_trigger=webhook", "-e", f"podops_run_id={own}"]] + [
+        ["-e", "podops_trigger=webhook", "-e", f"podops_run_id={own}-2"]
+    ]

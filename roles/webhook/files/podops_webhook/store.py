@@ -53,7 +53,7 @@ CREATE INDEX IF NOT EXISTS runs_queued ON runs(queued);
 
 # Delivery ids are kept this long: git hosts redeliver within days (GitHub: 3, GHES: 7).
 KEEP_DELIVERIES_DAYS = 90
-FINAL = ("ok", "changed", "failed", "cancelled", "interrupted")
+FINAL = ("ok", "changed", "failed", "cancelled", "interrupted", "merged")
 RUN_COLUMNS = (
     "id",
     "trigger",
@@ -144,6 +144,31 @@ class Store:
         self.db.execute(
             "UPDATE runs SET status = ?, finished = ?, rc = ?, outcome = ?, log = ?, error = ?, commit_sha = COALESCE(?, commit_sha) WHERE id = ?",
             (status, utcnow(), rc, json.dumps(outcome, sort_keys=True), log, error, commit, run_id),
+        )
+
+    def release_run(self, run_id: str) -> None:
+        """A draining instance hands its queued run over: the other slot (or this one's next start) claims it."""
+        self.db.execute("UPDATE runs SET status = 'released', slot = NULL WHERE id = ? AND status = 'queued'", (run_id,))
+
+    def claim_released(self, slot: str | None) -> list[dict]:
+        """Take every released run for ``slot``, atomically (two instances never claim the same one)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = self.db.execute("SELECT * FROM runs WHERE status = 'released' ORDER BY queued").fetchall()
+            for row in rows:
+                self.db.execute("UPDATE runs SET status = 'queued', slot = ? WHERE id = ?", (slot, row["id"]))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return [self._run(row, with_log=False) for row in rows]
+
+    def merge_run(self, run_id: str, into: str) -> None:
+        """Fold a claimed run into the queued run ``into``: its deliveries move there, it ends as merged."""
+        self.db.execute("UPDATE deliveries SET run_id = ? WHERE run_id = ?", (into, run_id))
+        self.db.execute(
+            "UPDATE runs SET status = 'merged', finished = ?, error = ? WHERE id = ?",
+            (utcnow(), f"handed over by a stopping instance and merged into run {into}", run_id),
         )
 
     def close_stale_runs(self, slot: str | None) -> int:

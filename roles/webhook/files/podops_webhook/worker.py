@@ -119,7 +119,44 @@ class Worker:
         self._wake.set()
         return run.id
 
+    def adopt_released(self) -> int:
+        """Take over the queued runs a stopping instance handed over (the other A/B slot draining, or this
+        slot's previous process): no trigger it accepted is lost. Returns how many were adopted."""
+        claimed = self.store.claim_released(self.config.slot)
+        for entry in claimed:
+            run = self.pending
+            if run is None:
+                self.pending = Run(entry["id"], entry["reconcile"], set(entry["services"]), entry["requested_commit"], entry["deliveries"])
+                LOG.info("run %s adopted from a stopping instance (%d trigger(s))", entry["id"], entry["deliveries"])
+                continue
+            run.reconcile = run.reconcile or entry["reconcile"]
+            run.services.update(entry["services"])
+            run.requested_commit = run.requested_commit or entry["requested_commit"]
+            run.deliveries += entry["deliveries"]
+            self.store.update_queued(run.id, run.reconcile, run.services, run.requested_commit, run.deliveries)
+            self.store.merge_run(entry["id"], run.id)
+            LOG.info("run %s from a stopping instance merged into run %s", entry["id"], run.id)
+        if claimed:
+            self._last_submit = time.monotonic()
+            self._wake.set()
+        return len(claimed)
+
+    async def _adopt_forever(self, interval: float = 1.0) -> None:
+        while not self.draining:
+            try:
+                self.adopt_released()
+            except Exception:  # noqa: BLE001 - a locked database now is tried again at the next tick
+                LOG.exception("could not look for runs handed over by another instance")
+            await asyncio.sleep(interval)
+
     async def run_forever(self) -> None:
+        adopter = asyncio.create_task(self._adopt_forever())
+        try:
+            await self._run_forever()
+        finally:
+            adopter.cancel()
+
+    async def _run_forever(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -157,14 +194,14 @@ class Worker:
             await asyncio.sleep(wait)
 
     async def drain(self) -> None:
-        """Stop taking work: the running run finishes and is recorded; a queued one is cancelled."""
+        """Stop taking work: the running run finishes and is recorded; a queued one is handed over (status
+        released) to the instance that goes on - the other A/B slot, or this slot once it starts again."""
         self.draining = True
         self._wake.set()
         await self._idle.wait()
         if self.pending is not None:
-            self.store.finish_run(
-                self.pending.id, "cancelled", None, {}, "", "the shim was stopped before this run started; the next push or the timer applies it", None
-            )
+            self.store.release_run(self.pending.id)
+            LOG.info("run %s handed over to the other instance (%d trigger(s))", self.pending.id, self.pending.deliveries)
             self.pending = None
 
     def steps(self, run: Run) -> list[tuple[str, list[str]]]:
