@@ -291,6 +291,10 @@ def child_env(config: dict[str, t.Any]) -> dict[str, str]:
     env = dict(os.environ)
     env.update({str(k): str(v) for k, v in (config.get("env") or {}).items()})
     env["PODOPS_LOCK_HELD"] = "1"
+    # Under a systemd unit (the timer's service, the webhook shim) podman keeps conmon in the unit's cgroup when
+    # it sees INVOCATION_ID, and systemd kills it when the unit ends: the containers would lose their monitor.
+    # Without it, podman gives every container's conmon a scope of its own.
+    env.pop("INVOCATION_ID", None)
     if config.get("collections_path"):
         env["ANSIBLE_COLLECTIONS_PATH"] = config["collections_path"]
     env.setdefault("HOME", pwd.getpwuid(os.getuid()).pw_dir)
