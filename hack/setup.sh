@@ -16,6 +16,8 @@ command -v podman >/dev/null 2>&1 || missing="$missing podman"
 command -v git >/dev/null 2>&1 || missing="$missing git"
 command -v busybox >/dev/null 2>&1 || missing="$missing busybox-static"
 command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
+# the molecule server image is built from Debian packages (tests/images/server/build.sh)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing="$missing debootstrap"
 [ -x /usr/sbin/runc ] || [ -x /usr/bin/runc ] || missing="$missing runc"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

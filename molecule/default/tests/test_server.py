@@ -55,7 +55,8 @@ def test_podops_pull_is_a_python_command(host):
 
 
 def test_web_serves_the_last_commit(host):
-    assert host.check_output("python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:18081/').read().decode())\"") == "podops web v3"
+    fetch = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:18081/').read().decode())"
+    assert host.check_output(f'python3 -c "{fetch}"') == "podops web v3"
 
 
 def test_journal_keeps_the_runs(host):

@@ -31,6 +31,7 @@ import os
 import pwd
 import random
 import re
+import secrets
 import shlex
 import subprocess
 import sys
@@ -238,12 +239,12 @@ def sync_repo(config: dict[str, t.Any]) -> str:
 
 
 def new_run_id() -> str:
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-pull-{random.randrange(16**6):06x}"
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-pull-{secrets.token_hex(3)}"
 
 
 def utc_now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def write_failed_report(state_dir: str, run_id: str, trigger: str, started: str, error: str) -> None:
@@ -340,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     state_dir = config["state_dir"]
     if jitter > 0:
-        delay = random.uniform(0, jitter)
+        delay = random.SystemRandom().uniform(0, jitter)
         log(f"waiting {delay:.0f}s (jitter)")
         time.sleep(delay)
     try:
