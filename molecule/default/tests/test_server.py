@@ -46,7 +46,7 @@ def test_venv_has_the_pinned_tools(host):
 def test_collections_installed_without_galaxy(host):
     for name in ("podops/gitops", "containers/podman"):
         manifest = json.loads(host.file(f"/opt/podops/collections/ansible_collections/{name}/MANIFEST.json").content_string)
-        assert manifest["collection_info"]["namespace"] == name.split("/")[0]
+        assert manifest["collection_info"]["namespace"] == name.split("/", maxsplit=1)[0]
 
 
 def test_podops_pull_is_a_python_command(host):
