@@ -1,6 +1,7 @@
 #!/bin/sh
 # Make this machine ready for `make demo` and `make test`; idempotent and quick when already done.
-#  - podman, runc, git, busybox-static through apt when missing (as root; otherwise say what to install)
+#  - podman, runc, git, busybox-static, docker-registry, debootstrap, openssh-client through apt when missing
+#    (as root; otherwise say what to install)
 #  - a venv (.venv) from the pinned requirements.txt
 #  - the collection on ANSIBLE_COLLECTIONS_PATH (.work/collections, a symlink to this checkout)
 #  - the tiny demo image localhost/podops-demo:1, built locally
@@ -18,6 +19,8 @@ command -v busybox >/dev/null 2>&1 || missing="$missing busybox-static"
 command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
 # the molecule server image is built from Debian packages (tests/images/server/build.sh)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing="$missing debootstrap"
+# molecule reaches its test server over SSH
+command -v ssh-keygen >/dev/null 2>&1 || missing="$missing openssh-client"
 [ -x /usr/sbin/runc ] || [ -x /usr/bin/runc ] || missing="$missing runc"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
