@@ -1,10 +1,10 @@
-# podops.gitops - make demo | make test | make lint | make unit | make integration | make sanity | make bench
+# podops.gitops - make demo | make test | make lint | make unit | make integration | make sanity | make molecule | make bench
 SHELL := /bin/sh
 ENV := . hack/env.sh
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup demo test lint unit integration sanity bench bench-quick clean lock webhook
+.PHONY: setup demo test lint unit integration sanity molecule bench bench-quick clean lock webhook
 
 setup:
 	@sh hack/setup.sh
@@ -12,10 +12,10 @@ setup:
 demo: setup
 	@sh hack/demo.sh
 
-test: setup lint unit integration sanity bench-quick
+test: setup lint unit integration sanity bench-quick molecule
 
 lint: setup
-	@$(ENV); ruff check plugins tests hack benchmarks roles/webhook/files && ruff format --check plugins tests benchmarks roles/webhook/files
+	@$(ENV); ruff check plugins tests hack benchmarks roles molecule && ruff format --check plugins tests benchmarks roles molecule
 	@$(ENV); yamllint -s .
 	@$(ENV); ansible-lint --offline -q
 
@@ -32,6 +32,11 @@ webhook: setup
 
 sanity: setup
 	@$(ENV); sh hack/sanity.sh
+
+# The server scenario (molecule/default): a systemd container built with debootstrap plays a fresh Debian
+# server; bootstrap, idempotence, timer, push mode over SSH. See docs/server.md.
+molecule: setup
+	@$(ENV); MOLECULE_GLOB='molecule/*/molecule.yml' sh hack/molecule.sh
 
 # The benchmark harness (not a timed test): `make bench` writes benchmarks/results/latest.{json,md};
 # `make test` runs its quick mode only to keep it working.

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Make this machine ready for `make demo` and `make test`; idempotent and quick when already done.
 #  - podman, runc, git, busybox-static, docker-registry, nginx-light, chromium + chromium-driver, systemd
-#    (systemd-analyze) through apt when missing (as root; otherwise say what to install)
+#    (systemd-analyze), debootstrap, openssh-client through apt when missing (as root; otherwise say what to install)
 #  - a venv (.venv) from the pinned requirements.txt
 #  - the collection on ANSIBLE_COLLECTIONS_PATH (.work/collections, a symlink to this checkout)
 #  - the tiny demo image localhost/podops-demo:1, built locally
@@ -19,6 +19,10 @@ command -v busybox >/dev/null 2>&1 || missing="$missing busybox-static"
 command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
 # nginx: the reverse proxy the blue-green tests switch (a real one, reloaded gracefully)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
+# the molecule server image is built from Debian packages (tests/images/server/build.sh)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing="$missing debootstrap"
+# molecule reaches its test server over SSH
+command -v ssh-keygen >/dev/null 2>&1 || missing="$missing openssh-client"
 [ -x /usr/sbin/runc ] || [ -x /usr/bin/runc ] || missing="$missing runc"
 # the webhook shim's tests: its status page in Debian's headless Chromium, its unit file through systemd-analyze
 [ -x /usr/bin/chromium ] || missing="$missing chromium"

@@ -1,0 +1,375 @@
+# Copyright (c) podops.gitops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""podops-pull: the one command every trigger runs on a podops host (timer, cron, webhook shim, bootstrap).
+
+Installed by the role podops.gitops.podman_host as ``<install dir>/lib/podops_pull.py`` and started by the
+launcher ``<install dir>/bin/podops-pull`` with the podops venv's Python. What it does, in order:
+
+1. takes the host lock (flock on ``<state dir>/reconcile.lock``, the file the compose_deploy module locks),
+   waiting up to ``lock_timeout`` seconds, and exports ``PODOPS_LOCK_HELD=1`` to what it runs;
+2. fetches the env repo like ansible-pull: shallow fetch of the wanted branch/tag/commit, optional
+   ``git verify-commit`` *before* the checkout moves, then a hard reset (untracked files such as the
+   gitignored ``secrets/`` stay);
+3. runs the env repo's ``local.yml`` (or ``podops.gitops.reconcile`` when the repo has none) with
+   ansible-playbook on localhost, passing every other argument through; with ``-e podops_service=NAME``
+   it runs ``podops.gitops.redeploy`` instead. Every run reconciles: failed services are retried on
+   every tick, not only when a new commit arrived (no ansible-pull ``--only-if-changed``).
+
+Usage: podops-pull [--config FILE] [--jitter SECONDS] [ansible-playbook arguments ...]
+Exit status: 0 ok, 1 error before the playbook (message on stderr), 75 the host lock is busy,
+otherwise the status of ansible-playbook. No shell is involved anywhere: every command is an argv list.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import fcntl
+import json
+import os
+import pwd
+import random
+import re
+import secrets
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import typing as t
+
+DEFAULT_CONFIG = "/opt/podops/etc/pull.json"
+EXIT_ERROR = 1
+EXIT_BUSY = 75
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
+SSH_URL_RE = re.compile(r"^(ssh://|git\+ssh://|ssh\+git://|[\w.-]+@[\w.-]+:)")
+
+
+class PullError(Exception):
+    """A failure with a message that says what is wrong and how to fix it."""
+
+
+def log(message: str) -> None:
+    print(f"podops-pull: {message}", flush=True)
+
+
+def load_config(path: str) -> dict[str, t.Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except FileNotFoundError:
+        raise PullError(f"config file {path} does not exist; run the podops.gitops.bootstrap playbook (role podman_host) on this host") from None
+    except (OSError, ValueError) as exc:
+        raise PullError(f"cannot read the config file {path}: {exc}; run the podops.gitops.bootstrap playbook again") from None
+    missing = [key for key in ("repo_url", "repo_version", "repo_dir", "state_dir", "ansible_playbook", "python") if not config.get(key)]
+    if missing:
+        raise PullError(f"config file {path} lacks {', '.join(missing)}; run the podops.gitops.bootstrap playbook with -e podops_repo_url=...")
+    return config
+
+
+def split_args(argv: list[str]) -> tuple[str, float, list[str]]:
+    """Our own leading options; everything after them goes to ansible-playbook unchanged."""
+    config, jitter = DEFAULT_CONFIG, 0.0
+    rest = list(argv)
+    while rest and rest[0] in ("--config", "--jitter"):
+        if len(rest) < 2:
+            raise PullError(f"{rest[0]} needs a value")
+        option, value = rest[0], rest[1]
+        rest = rest[2:]
+        if option == "--config":
+            config = value
+        else:
+            try:
+                jitter = float(value)
+            except ValueError:
+                raise PullError(f"--jitter wants seconds, not {value!r}") from None
+    return config, jitter, rest
+
+
+def extra_vars(args: list[str]) -> dict[str, str]:
+    """key=value pairs given with -e/--extra-vars (other forms, such as @file or JSON, are passed on as they are)."""
+    found: dict[str, str] = {}
+    values: list[str] = []
+    for index, arg in enumerate(args):
+        if arg in ("-e", "--extra-vars") and index + 1 < len(args):
+            values.append(args[index + 1])
+        elif arg.startswith("--extra-vars="):
+            values.append(arg.split("=", 1)[1])
+        elif arg.startswith("-e") and len(arg) > 2 and not arg.startswith("--"):
+            values.append(arg[2:])
+    for value in values:
+        if value.startswith(("@", "{")):
+            continue
+        for item in shlex.split(value):
+            if "=" in item:
+                key, val = item.split("=", 1)
+                found[key] = val
+    return found
+
+
+class HostLock:
+    """The flock every podops entry point shares; the kernel drops it when this process dies."""
+
+    def __init__(self, state_dir: str, timeout: float, holder: str):
+        self.path = os.path.join(state_dir, "reconcile.lock")
+        self.timeout = timeout
+        self.holder = holder
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + self.timeout
+        announced = False
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+            if time.monotonic() >= deadline:
+                holder = self.read_holder()
+                os.close(self.fd)
+                self.fd = None
+                raise LockBusy(
+                    f"another reconcile is running on this host ({holder or 'holder unknown'}; lock {self.path}); "
+                    f"waited {self.timeout:g}s. It runs again on the next tick; raise podops_lock_timeout to wait longer."
+                )
+            if not announced:
+                log(f"waiting up to {self.timeout:g}s for the reconcile already running ({self.read_holder() or 'holder unknown'})")
+                announced = True
+            time.sleep(0.5)
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, self.holder.encode() + b"\n", 0)
+
+    def read_holder(self) -> str:
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as handle:
+                return handle.read().strip()
+        except OSError:
+            return ""
+
+
+class LockBusy(PullError):
+    pass
+
+
+class Git:
+    """git as argv lists, with the deploy key and the pinned known_hosts when the config has them."""
+
+    def __init__(self, config: dict[str, t.Any]):
+        self.config = config
+        self.url = config["repo_url"]
+        self.env = dict(os.environ)
+        self.env["GIT_TERMINAL_PROMPT"] = "0"
+        self.env["LC_ALL"] = "C"
+        key = config.get("ssh_key") or ""
+        known_hosts = config.get("ssh_known_hosts") or ""
+        if SSH_URL_RE.match(self.url):
+            if key and not os.path.isfile(key):
+                raise PullError(
+                    f"the deploy key {key} is missing on this host; run the podops.gitops.bootstrap playbook again with "
+                    "podops_deploy_key (from ansible-vault), or put the private key there (mode 0600)"
+                )
+            ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
+            if key:
+                ssh += ["-i", key, "-o", "IdentitiesOnly=yes"]
+            if known_hosts:
+                ssh += ["-o", f"UserKnownHostsFile={known_hosts}"]
+            # git runs GIT_SSH_COMMAND itself; every word here is quoted and comes from the role's config
+            self.env["GIT_SSH_COMMAND"] = shlex.join(ssh)
+        if config.get("gnupg_home"):
+            self.env["GNUPGHOME"] = config["gnupg_home"]
+
+    def run(self, *args: str, cwd: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=cwd, env=self.env, capture_output=True, text=True, check=False)
+
+    def fetch_error(self, stderr: str) -> str:
+        version = self.config["repo_version"]
+        text = stderr.strip()
+        last = text.splitlines()[-1] if text else "no output"
+        if "couldn't find remote ref" in text or "not our ref" in text or "unadvertised object" in text:
+            heads = self.run("ls-remote", "--heads", "--tags", self.url)
+            names = sorted({line.split("\t", 1)[1].split("/", 2)[-1] for line in heads.stdout.splitlines() if "\t" in line})
+            there = f"; it has: {', '.join(names[:20])}" if names else ""
+            return f"the env repo {self.url} has no branch, tag or commit {version!r}{there}. Set podops_repo_version (bootstrap -e podops_repo_version=...)"
+        if "Host key verification failed" in text or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
+            return (
+                f"the git server's host key is not the one pinned in {self.config.get('ssh_known_hosts') or 'known_hosts'} ({last}). "
+                "Set podops_repo_known_hosts to the server's key lines (ssh-keyscan output you have checked)"
+            )
+        if "Permission denied" in text or "publickey" in text:
+            key = self.config.get("ssh_key") or "none configured"
+            return f"the git server refused the deploy key ({key}) for {self.url}: {last}. Add the key's public half as a deploy key, or set podops_deploy_key"
+        return f"cannot fetch the env repo {self.url}: {last}. Check podops_repo_url and that this host can reach it"
+
+
+def sync_repo(config: dict[str, t.Any]) -> str:
+    """Fetch and hard-reset the checkout; returns the deployed commit. Changes nothing when the fetch or the
+    signature check fails."""
+    git = Git(config)
+    repo_dir, version = config["repo_dir"], config["repo_version"]
+    if not os.path.isdir(os.path.join(repo_dir, ".git")):
+        os.makedirs(repo_dir, mode=0o700, exist_ok=True)
+        result = git.run("init", "-q", repo_dir)
+        if result.returncode != 0:
+            raise PullError(f"cannot create the checkout {repo_dir}: {result.stderr.strip()}")
+    git.run("-C", repo_dir, "remote", "remove", "origin")
+    git.run("-C", repo_dir, "remote", "add", "origin", git.url)
+    result = git.run("-C", repo_dir, "fetch", "--quiet", "--depth", "1", "--no-tags", "origin", version)
+    if result.returncode != 0:
+        raise PullError(git.fetch_error(result.stderr))
+    fetched = git.run("-C", repo_dir, "rev-parse", "FETCH_HEAD^{commit}")
+    commit = fetched.stdout.strip()
+    if fetched.returncode != 0 or not commit:
+        raise PullError(f"{version!r} in {git.url} is not a commit: {fetched.stderr.strip()}")
+    if config.get("verify_commit"):
+        verified = git.run("-C", repo_dir, "verify-commit", commit)
+        if verified.returncode != 0:
+            reason = verified.stderr.strip().splitlines()[-1] if verified.stderr.strip() else "no signature"
+            raise PullError(
+                f"commit {commit[:12]} of {version!r} is not signed by a key in podops_verify_commit_keys ({reason}); "
+                "nothing was deployed and the checkout keeps the last verified commit"
+            )
+    result = git.run("-C", repo_dir, "reset", "--quiet", "--hard", commit)
+    if result.returncode != 0:
+        raise PullError(f"cannot check out {commit[:12]} in {repo_dir}: {result.stderr.strip()}")
+    return commit
+
+
+def new_run_id() -> str:
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-pull-{secrets.token_hex(3)}"
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def write_failed_report(state_dir: str, run_id: str, trigger: str, started: str, error: str) -> None:
+    """A run that fails before the playbook still leaves a report (for the webhook shim and the status page)."""
+    report = {
+        "run_id": run_id,
+        "trigger": trigger,
+        "commit": None,
+        "started": started,
+        "finished": utc_now(),
+        "check_mode": False,
+        "result": "failed",
+        "services": {},
+        "error": error,
+    }
+    runs = os.path.join(state_dir, "runs")
+    os.makedirs(runs, mode=0o700, exist_ok=True)
+    data = json.dumps(report, indent=2, sort_keys=True) + "\n"
+    for path in (os.path.join(runs, f"{run_id}.json"), os.path.join(state_dir, "last-run.json")):
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+
+
+def playbook_argv(config: dict[str, t.Any], args: list[str], service: str | None, run_id: str, passed_run_id: bool) -> list[str]:
+    repo_dir = config["repo_dir"]
+    argv = [config["ansible_playbook"], "-i", "localhost,", "-c", "local"]
+    local = os.path.join(repo_dir, config.get("playbook") or "local.yml")
+    if service is not None:
+        argv.append("podops.gitops.redeploy")
+    elif os.path.isfile(local):
+        argv.append(local)
+    else:
+        log(f"the env repo has no {os.path.basename(local)}: running podops.gitops.reconcile on it")
+        argv.append("podops.gitops.reconcile")
+    argv += ["-e", f"ansible_python_interpreter={config['python']}"]
+    argv += ["-e", json.dumps({"podops_repo_dir": repo_dir, "podops_state_dir": config["state_dir"]})]
+    if not passed_run_id:
+        argv += ["-e", f"podops_run_id={run_id}"]
+    return argv + args
+
+
+def child_env(config: dict[str, t.Any]) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({str(k): str(v) for k, v in (config.get("env") or {}).items()})
+    env["PODOPS_LOCK_HELD"] = "1"
+    # Under a systemd unit (the timer's service, the webhook shim) podman keeps conmon in the unit's cgroup when
+    # it sees INVOCATION_ID, and systemd kills it when the unit ends: the containers would lose their monitor.
+    # Without it, podman gives every container's conmon a scope of its own.
+    env.pop("INVOCATION_ID", None)
+    if config.get("collections_path"):
+        env["ANSIBLE_COLLECTIONS_PATH"] = config["collections_path"]
+    env.setdefault("HOME", pwd.getpwuid(os.getuid()).pw_dir)
+    env.setdefault("ANSIBLE_LOCALHOST_WARNING", "false")
+    env.setdefault("ANSIBLE_FORCE_COLOR", "false")
+    venv_bin = os.path.dirname(config["ansible_playbook"])
+    env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+    return env
+
+
+def summarize(state_dir: str, run_id: str) -> None:
+    path = os.path.join(state_dir, "runs", f"{run_id}.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            report = json.load(handle)
+    except (OSError, ValueError):
+        log(f"run {run_id}: no run report at {path}")
+        return
+    services = report.get("services") or {}
+    counts: dict[str, int] = {}
+    for outcome in services.values():
+        action = outcome.get("action", "?")
+        counts[action] = counts.get(action, 0) + 1
+    parts = ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) or "no services"
+    log(f"run {run_id}: result={report.get('result')} commit={(report.get('commit') or '-')[:12]} ({parts}); report {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    started = utc_now()
+    try:
+        config_path, jitter, args = split_args(argv)
+        config = load_config(config_path)
+    except PullError as exc:
+        print(f"podops-pull: error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_ERROR
+    given = extra_vars(args)
+    trigger = given.get("podops_trigger", "cli")
+    service = given.get("podops_service")
+    run_id = given.get("podops_run_id") or new_run_id()
+    if not RUN_ID_RE.match(run_id):
+        print(f"podops-pull: error: podops_run_id {run_id!r} must be letters, digits, . _ - (at most 64, not starting with '.')", file=sys.stderr)
+        return EXIT_ERROR
+    state_dir = config["state_dir"]
+    if jitter > 0:
+        delay = random.SystemRandom().uniform(0, jitter)
+        log(f"waiting {delay:.0f}s (jitter)")
+        time.sleep(delay)
+    try:
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        lock = HostLock(state_dir, float(config.get("lock_timeout", 300)), f"podops-pull pid {os.getpid()} trigger {trigger} run {run_id} since {started}")
+        lock.acquire()
+    except LockBusy as exc:
+        print(f"podops-pull: error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_BUSY
+    except OSError as exc:
+        print(f"podops-pull: error: cannot take the host lock in {state_dir}: {exc}", file=sys.stderr, flush=True)
+        return EXIT_ERROR
+    try:
+        log(f"run {run_id} (trigger {trigger}): fetching {config['repo_version']} of {config['repo_url']}")
+        commit = sync_repo(config)
+        log(f"run {run_id}: checked out {commit[:12]} in {config['repo_dir']}")
+    except PullError as exc:
+        print(f"podops-pull: error: {exc}", file=sys.stderr, flush=True)
+        write_failed_report(state_dir, run_id, trigger, started, str(exc))
+        return EXIT_ERROR
+    argv_playbook = playbook_argv(config, args, service, run_id, "podops_run_id" in given)
+    log(f"run {run_id}: {' '.join(shlex.quote(a) for a in argv_playbook)}")
+    result = subprocess.run(argv_playbook, cwd=config["repo_dir"], env=child_env(config), check=False)
+    summarize(state_dir, run_id)
+    if result.returncode != 0:
+        print(f"podops-pull: error: the reconcile failed (ansible-playbook exit {result.returncode}); see the output above", file=sys.stderr, flush=True)
+    return result.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
