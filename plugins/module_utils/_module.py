@@ -102,11 +102,10 @@ def switch_and_exit(module: t.Any) -> None:
         holder = f"pid {os.getpid()}, ab_switch {config.name}"
         lock = HostLock(state_dir, params["lock_timeout"], holder, path=marker.path[: -len(".json")] + ".lock", what=f"switch of {config.name}")
         switch = Switch(config, backend, state_dir, runner=runner)
+        before = marker.load()
         if module.check_mode:
-            before = marker.load()
             result = switch.run(version, check_mode=True)
         else:
-            before = marker.load()
             with lock:
                 result = switch.run(version)
     except PodopsError as exc:

@@ -205,14 +205,6 @@ class Switch:
     def status(self) -> dict[str, t.Any]:
         return self.marker.load()
 
-    def plan(self, version: str) -> tuple[str, str | None]:
-        """(what a run would do, the slot that would be active): 'unchanged', 'repair', 'switch', 'start'."""
-        data = self.marker.load()
-        active = data["active"]
-        if active and data["versions"].get(active) == version and self.backend.is_running(active):
-            return ("repair" if self._repairs(data) else "unchanged"), active
-        return ("switch" if active else "start"), (other(active) if active else SLOTS[0])
-
     def _repairs(self, data: t.Mapping[str, t.Any]) -> list[str]:
         active = data["active"]
         repairs = []
@@ -230,14 +222,14 @@ class Switch:
         self.config.validate()
         data = self.marker.load()
         active = data["active"]
-        what, target = self.plan(version)
-        if what in ("unchanged", "repair"):
+        if active and data["versions"].get(active) == version and self.backend.is_running(active):
+            # The active slot runs this version: at most the leftovers of an interrupted switch to clean up.
             repairs = self._repairs(data)
             result = SwitchResult(bool(repairs), active, data.get("previous"), "repaired" if repairs else "unchanged", version, repairs)
             if not check_mode and repairs:
                 self._finish(data, active)
             return result
-        standby = t.cast(str, target)
+        standby = other(active) if active else SLOTS[0]
         result = SwitchResult(True, standby, active, "switched" if active else "started", version)
         if check_mode:
             result.steps = [f"start slot {standby} ({self.backend.describe(standby)})", "wait until healthy", f"make slot {standby} active"]
