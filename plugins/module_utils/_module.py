@@ -173,6 +173,14 @@ def run_and_exit(module: t.Any, options: Options) -> None:
         module.fail_json(msg=str(exc), changed=False)
     if "vault_needed" in result:
         module.exit_json(**result)
+    if not module.check_mode and options.redeploy is None:
+        # What podops-pull's fast lane replays after this playbook run succeeded (see _lane).
+        from ._lane import record_engine_call
+
+        try:
+            record_engine_call(options, result["report"]["run_id"], os.environ)
+        except OSError as exc:
+            module.warn(f"could not record the engine call for podops-pull's fast lane: {exc}")
     for warning in result.pop("warnings"):
         module.warn(warning)
     diff_text = result.pop("diff_text")

@@ -14,7 +14,12 @@ launcher ``<install dir>/bin/podops-pull`` with the podops venv's Python. What i
 3. runs the env repo's ``local.yml`` (or ``podops.gitops.reconcile`` when the repo has none) with
    ansible-playbook on localhost, passing every other argument through; with ``-e podops_service=NAME``
    it runs ``podops.gitops.redeploy`` instead. Every run reconciles: failed services are retried on
-   every tick, not only when a new commit arrived (no ansible-pull ``--only-if-changed``).
+   every tick, not only when a new commit arrived (no ansible-pull ``--only-if-changed``);
+4. or, instead of 3, takes the *fast lane* when only files under the services folder changed since the last
+   full playbook run that succeeded (and that run is younger than ``fast_lane_max_age`` seconds, the
+   collection and the arguments are the same, the repo has no ansible-vault files): the same reconcile
+   engine, run in this process with the options that playbook run used - no ``ansible-playbook`` start-up.
+   Each run logs which path it took and why (the rules: ``plugins/module_utils/_lane.py``).
 
 Usage: podops-pull [--config FILE] [--jitter SECONDS] [ansible-playbook arguments ...]
 Exit status: 0 ok, 1 error before the playbook (message on stderr), 75 the host lock is busy,
@@ -288,6 +293,70 @@ def playbook_argv(config: dict[str, t.Any], args: list[str], service: str | None
     return argv + args
 
 
+def lane_args(args: list[str]) -> list[str]:
+    """podops-pull's pass-through arguments without the trigger and the run ID, which change every run."""
+    kept: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg in ("-e", "--extra-vars") and index + 1 < len(args) and re.match(r"^podops_(trigger|run_id)=[^\s]*$", args[index + 1]):
+            index += 2
+            continue
+        kept.append(arg)
+        index += 1
+    return kept
+
+
+def load_lane(config: dict[str, t.Any]) -> t.Any:
+    """The collection's fast-lane code (``_lane``), imported from the collections podops installed; None when
+    the lane is off or the collection cannot be imported (then every run is a full playbook run)."""
+    if float(config.get("fast_lane_max_age", 3600)) <= 0:
+        return None
+    paths = [p for p in (config.get("collections_path") or os.environ.get("ANSIBLE_COLLECTIONS_PATH") or "").split(os.pathsep) if p]
+    for path in paths:
+        if os.path.isdir(os.path.join(path, "ansible_collections", "podops", "gitops")):
+            if path not in sys.path:
+                sys.path.insert(0, path)
+            break
+    try:
+        from ansible_collections.podops.gitops.plugins.module_utils import _lane  # pylint: disable=import-outside-toplevel
+    except ImportError as exc:
+        log(f"fast lane unavailable (cannot import the podops.gitops collection: {exc}); running the playbook")
+        return None
+    return _lane
+
+
+def run_lane(lane_module: t.Any, lane: t.Any, config: dict[str, t.Any], trigger: str, run_id: str) -> int | None:
+    """The reconcile without ansible-playbook; None when it needs the playbook after all (vault files)."""
+    os.environ["PODOPS_LOCK_HELD"] = "1"  # this process holds the host lock
+    env = child_env(config)
+    try:
+        result = lane_module.run(lane, trigger, run_id, env)
+    except Exception as exc:  # noqa: BLE001 - PodopsError (a run report was written) or a bug: both are reported
+        if not isinstance(exc, lane_module.PodopsError):
+            log(f"run {run_id}: the fast lane failed unexpectedly ({type(exc).__name__}: {exc}); running the playbook instead")
+            return None
+        print(f"podops-pull: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    if result is None:
+        log(f"run {run_id}: the run needs ansible-vault plaintext; running the playbook")
+        return None
+    for line in result.get("summary") or []:
+        log(line)
+    for warning in result.get("warnings") or []:
+        log(f"warning: {warning}")
+    failed = result.get("failed_services") or []
+    if failed:
+        print(
+            f"podops-pull: error: service(s) failed: {', '.join(failed)}. Their last good version was kept where there was one; "
+            f"see {result.get('report_path')}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 2
+    return 0
+
+
 def child_env(config: dict[str, t.Any]) -> dict[str, str]:
     env = dict(os.environ)
     env.update({str(k): str(v) for k, v in (config.get("env") or {}).items()})
@@ -362,12 +431,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"podops-pull: error: {exc}", file=sys.stderr, flush=True)
         write_failed_report(state_dir, run_id, trigger, started, str(exc))
         return EXIT_ERROR
+    lane_module = load_lane(config) if service is None else None
+    kept_args = lane_args(args)
+    fingerprint = ""
+    if lane_module is not None:
+        fingerprint = lane_module.collection_fingerprint()
+        lane, why = lane_module.decide(state_dir, config["repo_dir"], commit, kept_args, fingerprint, float(config.get("fast_lane_max_age", 3600)))
+        if lane is not None:
+            log(f"run {run_id}: fast lane ({why})")
+            rc = run_lane(lane_module, lane, config, trigger, run_id)
+            if rc is not None:
+                summarize(state_dir, run_id)
+                return rc
+        else:
+            log(f"run {run_id}: full playbook run ({why})")
     argv_playbook = playbook_argv(config, args, service, run_id, "podops_run_id" in given)
     log(f"run {run_id}: {' '.join(shlex.quote(a) for a in argv_playbook)}")
     result = subprocess.run(argv_playbook, cwd=config["repo_dir"], env=child_env(config), check=False)
     summarize(state_dir, run_id)
     if result.returncode != 0:
         print(f"podops-pull: error: the reconcile failed (ansible-playbook exit {result.returncode}); see the output above", file=sys.stderr, flush=True)
+    if lane_module is not None:
+        if result.returncode == 0:
+            why_not = lane_module.promote(state_dir, run_id, commit, kept_args, fingerprint)
+            if why_not:
+                log(f"run {run_id}: no fast lane for the next runs: {why_not}")
+        else:
+            lane_module.forget(state_dir)
     return result.returncode
 
 
