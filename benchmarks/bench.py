@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+PODOPS_PULL = REPO_ROOT / "roles" / "podman_host" / "files" / "podops_pull.py"
 BENCH_DIR = REPO_ROOT / "benchmarks"
 DEFAULT_OUT = BENCH_DIR / "results" / "latest.json"
 IMAGE = "localhost/podops-demo:1"
@@ -443,28 +444,55 @@ class Podops:
     name = "podops"
     letter = "p"
 
-    def __init__(self, env: dict[str, str], extra_vars: dict[str, t.Any], timeout: float, tracer: Tracer | None = None):
+    def __init__(self, env: dict[str, str], extra_vars: dict[str, t.Any], timeout: float, tracer: Tracer | None = None, entry: str = "pull"):
         self.env = dict(tracer.environ(env) if tracer else env, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
+        self.env.pop("PODOPS_LOCK_HELD", None)
         self.extra_vars = extra_vars
         self.timeout = timeout
         self.tracer = tracer
+        self.entry = entry
 
     def describe(self) -> str:
         extra = " ".join(f"-e {k}={v}" for k, v in self.extra_vars.items())
+        if self.entry == "pull":
+            return f"podops-pull {extra} -e podops_trigger=timer (fetching the env repo; the fast lane where it applies)".replace("  ", " ")
         return f"ansible-playbook podops.gitops.reconcile {extra}".strip()
 
-    def run(self, target: Target, expect: str) -> RunResult:
-        """One reconcile; ``expect`` is "noop" (nothing may deploy) or "deploy" (something must, nothing may fail)."""
-        variables = {
-            "podops_repo_dir": str(target.repo.path),
-            "podops_state_dir": str(target.state_dir),
-            "podops_project_prefix": target.prefix,
-            **self.extra_vars,
-        }
+    @staticmethod
+    def checkout(target: Target) -> Path:
+        """podops-pull's checkout of the env repo (the repo the harness commits to plays the git server)."""
+        return target.state_dir.with_name(target.state_dir.name + "-checkout")
+
+    def argv(self, target: Target, entry: str) -> tuple[list[str], Path]:
+        variables = {"podops_project_prefix": target.prefix, **self.extra_vars}
         if self.tracer:  # the modules find podman-compose beside their Python first, so name the shim
             variables["podops_compose_executable"] = self.tracer.compose_shim
-        argv = ["ansible-playbook", "podops.gitops.reconcile", "-e", json.dumps(variables)]
-        ran = run_logged(argv, self.env, target.repo.path, target.logfile, self.timeout)
+        checkout = self.checkout(target)
+        if entry == "playbook":
+            repo_dir = checkout if checkout.is_dir() else target.repo.path
+            variables.update(podops_repo_dir=str(repo_dir), podops_state_dir=str(target.state_dir))
+            return ["ansible-playbook", "podops.gitops.reconcile", "-e", json.dumps(variables)], target.repo.path
+        config = target.state_dir.with_name(target.state_dir.name + "-pull.json")
+        playbook = shutil.which("ansible-playbook", path=self.env.get("PATH"))
+        settings = {
+            "repo_url": str(target.repo.path),
+            "repo_version": "main",
+            "repo_dir": str(checkout),
+            "state_dir": str(target.state_dir),
+            "ansible_playbook": playbook,
+            "python": str(Path(playbook or sys.executable).with_name("python")),
+            "collections_path": self.env.get("ANSIBLE_COLLECTIONS_PATH", ""),
+            "lock_timeout": 60,
+            "env": {},
+        }
+        config.write_text(json.dumps(settings))
+        return [settings["python"], str(PODOPS_PULL), "--config", str(config), "-e", json.dumps(variables), "-e", "podops_trigger=timer"], REPO_ROOT
+
+    def run(self, target: Target, expect: str, entry: str | None = None) -> RunResult:
+        """One reconcile; ``expect`` is "noop" (nothing may deploy) or "deploy" (something must, nothing may fail)."""
+        argv, cwd = self.argv(target, entry or self.entry)
+        offset = target.logfile.stat().st_size if target.logfile.exists() else 0
+        ran = run_logged(argv, self.env, cwd, target.logfile, self.timeout)
         wall = ran.wall_s
         report_path = target.state_dir / "last-run.json"
         if ran.rc != 0 or not report_path.is_file():
@@ -482,6 +510,10 @@ class Podops:
         module_s = (parse_utc(report["finished"]) - parse_utc(report["started"])).total_seconds()
         durations = [entry.get("duration_s") or 0.0 for entry in report["services"].values() if entry["action"] == "deployed"]
         info = {"module_s": round(module_s, 3), "ansible_overhead_s": round(wall - module_s, 3), **ran.info(), "actions": actions}
+        with open(target.logfile, encoding="utf-8", errors="replace") as handle:
+            handle.seek(offset)
+            output = handle.read()
+        info["path"] = "fast lane" if ": fast lane (" in output else "playbook"
         if durations:
             info["service_deploy_s"] = {"sum": round(sum(durations), 3), "max": round(max(durations), 3)}
         if self.tracer:
@@ -696,6 +728,7 @@ class Config:
     timeout: float
     keep_work: bool
     trace: bool
+    entry: str = "pull"
 
 
 class Bench:
@@ -705,7 +738,7 @@ class Bench:
         self.token = secrets.token_hex(2)
         self.work = Path(tempfile.mkdtemp(prefix="podops-bench-"))
         self.tracer = Tracer(self.work, env) if config.trace else None
-        self.tools: list[Tool] = [Podops(env, config.podops_vars, config.timeout, self.tracer)]
+        self.tools: list[Tool] = [Podops(env, config.podops_vars, config.timeout, self.tracer, config.entry)]
         if config.baseline:
             self.tools.append(Baseline(config.baseline, env, config.timeout, self.tracer))
         self.results: dict[str, t.Any] = {
@@ -723,6 +756,7 @@ class Bench:
                 "health": {"samples": 2, "interval": 0.3},
                 "commands": {tool.name: tool.describe() for tool in self.tools},
                 "trace": config.trace,
+                "podops_entry": config.entry,
             },
             "machine": machine_info(env),
             "reference": {},
@@ -840,6 +874,13 @@ class Bench:
             infos.append(result.info)
             log(f"{tool.name} size {size}: no-op {index + 1}/{self.config.repeat} {result.wall_s:.2f}s")
         self.record("noop", size, tool.name, summarize(walls), infos)
+        if isinstance(tool, Podops) and tool.entry == "pull" and size == self.config.scenario_size:
+            # Reference: the same no-op through ansible-playbook (a laptop run, or podops-pull's full path).
+            walls = []
+            for _index in range(self.config.repeat):
+                walls.append(tool.run(target, "noop", entry="playbook").wall_s)
+            self.results["reference"].setdefault("noop_playbook", {})[str(size)] = summarize(walls)
+            log(f"podops size {size}: no-op through ansible-playbook {statistics.median(walls):.2f}s (reference)")
 
     def measure_change(self, tool: Tool, target: Target, strategy: str = "recreate", port: int | None = None) -> None:
         """Commit-to-served and the outage of ``--repeat`` changes of the probe, polled on ``port`` (the
@@ -1058,6 +1099,8 @@ def markdown(res: dict[str, t.Any]) -> str:
     else:
         lines.append("| webhook burst | - | not available | - | - |")
     floor = res.get("reference", {}).get("ansible_floor_s")
+    for size, stat in sorted((res.get("reference", {}).get("noop_playbook") or {}).items(), key=lambda i: int(i[0])):
+        lines.append(f"| reference: podops no-op through `ansible-playbook podops.gitops.reconcile` | {size} | {fmt_stat(stat)} | - | - |")
     if floor:
         lines.append(f"| reference: ansible-playbook with one `command: true` task | - | {fmt_stat(floor)} | - | - |")
     lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
@@ -1070,13 +1113,14 @@ def markdown(res: dict[str, t.Any]) -> str:
             "",
             "## Where the time goes",
             "",
-            "module = podops' compose_deploy call (its report's started..finished); ansible = the rest of podops' wall time "
-            "(ansible-playbook start-up, module transfer, the other tasks of the role); cores = CPU seconds of the command's "
+            "module = podops' reconcile engine (its report's started..finished); entry = the rest of podops' wall time "
+            "(podops-pull's fetch and, on a full run, ansible-playbook start-up, module transfer and the role's other tasks); "
+            "path = how podops-pull ran (fast lane or playbook); cores = CPU seconds of the command's "
             "process tree / wall time (2 would be both cores of this machine all the time); busy = share of all cores busy "
             "during podops' run, any process (other work on the machine shows here). Medians.",
             "",
-            "| scenario | N | podops module | podops ansible | podops cores | baseline cores | busy (podops run) |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| scenario | N | podops module | podops entry | path | podops cores | baseline cores | busy (podops run) |",
+            "|---|---:|---:|---:|---|---:|---:|---:|",
             *breakdown,
         ]
     if config.get("trace"):
@@ -1101,6 +1145,7 @@ def breakdown_rows(res: dict[str, t.Any]) -> list[str]:
         if ours:
             rows.append(
                 f"| {scenario.replace('_', ' ')} | {size} | {med(ours, 'module_s')}s | {med(ours, 'ansible_overhead_s')}s | "
+                f"{', '.join(sorted({r.get('path', '-') for r in ours}))} | "
                 f"{med(ours, 'cpu_s', True)} | {med(theirs, 'cpu_s', True)} | {med(ours, 'machine_busy')} |"
             )
     return rows
@@ -1153,6 +1198,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
         "(default: benchmarks/baseline.sh)",
     )
     baseline.add_argument("--no-baseline", action="store_true", help="time podops only")
+    parser.add_argument(
+        "--podops-entry",
+        choices=("pull", "playbook"),
+        default="pull",
+        help="how podops runs: podops-pull, what a host's timer and webhook run (default; fetches the env repo, fast lane "
+        "where it applies), or ansible-playbook podops.gitops.reconcile on the repo",
+    )
     parser.add_argument("--podops-var", action="append", default=[], metavar="KEY=VALUE", help="extra podops variable, e.g. podops_parallel=8")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds one deploy command may take (default 3600)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result file, the markdown table beside it (default benchmarks/results/latest.json)")
@@ -1183,6 +1235,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         timeout=args.timeout,
         keep_work=args.keep_work,
         trace=args.trace,
+        entry=args.podops_entry,
     )
     if min(config.sizes + [config.scenario_size]) < 1 or config.repeat < 1 or config.deploy_repeat < 1:
         parser.error("sizes and repeats must be at least 1")

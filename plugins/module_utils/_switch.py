@@ -29,8 +29,6 @@ import typing as t
 import urllib.error
 from dataclasses import dataclass, field
 
-from ansible.module_utils.urls import open_url
-
 from ._common import PodopsError, Runner, last_lines, utcnow
 from ._state import atomic_write, ensure_dir, write_json
 
@@ -153,6 +151,9 @@ class SwitchResult:
 
 def http_ok(url: str, timeout: float = 2.0) -> tuple[bool, str]:
     """One GET: True for a 2xx/3xx answer."""
+    # Imported here: ansible.module_utils.urls costs 0.2 s to import, and most runs never probe a URL.
+    from ansible.module_utils.urls import open_url  # pylint: disable=import-outside-toplevel
+
     try:
         with open_url(url, timeout=timeout, validate_certs=False, follow_redirects="none") as response:
             return 200 <= response.status < 400, f"HTTP {response.status}"
