@@ -1,0 +1,39 @@
+"""podops-pull's argument handling (the whole command runs in tests/integration/test_pull_lane.py and molecule)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+PULL = Path(__file__).resolve().parents[3] / "roles" / "podman_host" / "files" / "podops_pull.py"
+spec = importlib.util.spec_from_file_location("podops_pull", PULL)
+podops_pull = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(podops_pull)
+
+
+@pytest.mark.parametrize(
+    ("args", "kept"),
+    [
+        (["-e", "podops_trigger=timer"], []),
+        (["-e", "podops_trigger=webhook", "-e", "podops_run_id=abc-1"], []),
+        (["-e", '{"podops_project_prefix": "p-"}', "-e", "podops_trigger=timer"], ["-e", '{"podops_project_prefix": "p-"}']),
+        # anything else stays, so it makes the arguments differ from the last full run's
+        (["-e", "podops_trigger=timer podops_prune=true"], ["-e", "podops_trigger=timer podops_prune=true"]),
+        (["-e", "podops_service=web", "-v"], ["-e", "podops_service=web", "-v"]),
+        (["--extra-vars", "podops_run_id=x"], []),
+        (["-e"], ["-e"]),
+    ],
+)
+def test_lane_args_drop_only_the_trigger_and_the_run_id(args, kept):
+    assert podops_pull.lane_args(args) == kept
+
+
+def test_extra_vars_reads_key_value_forms_only():
+    given = podops_pull.extra_vars(["-e", "podops_trigger=webhook podops_run_id=r1", "--extra-vars=a=b", "-e@vars.yml", "-e", '{"x": 1}'])
+    assert given == {"podops_trigger": "webhook", "podops_run_id": "r1", "a": "b"}
+
+
+def test_lane_is_off_with_max_age_zero():
+    assert podops_pull.load_lane({"fast_lane_max_age": 0}) is None
