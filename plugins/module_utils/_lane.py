@@ -253,7 +253,7 @@ def run(lane: Lane, trigger: str, run_id: str, environ: t.Mapping[str, str]) -> 
     env.pop("INVOCATION_ID", None)
     if os.environ.get(LOCK_ENV) != "1":
         raise PodopsError("the fast lane runs only under the host lock podops-pull holds")
-    options = Options(trigger=trigger, run_id=run_id, **lane.options)
+    options = Options(trigger=trigger, run_id=run_id, fast_lane=True, **lane.options)
     # The module found podman and podman-compose with its own PATH (the lane's env), not this process's.
     options.podman_executable = options.podman_executable or _which("podman", env)
     options.compose_executable = options.compose_executable or _which("podman-compose", env)

@@ -42,6 +42,7 @@ class Options:
     image_updates: bool = False
     redeploy: str | None = None  # podops.gitops.redeploy: this one service, with fresh images
     secrets: Secrets = field(default_factory=Secrets)  # ansible-vault plaintexts from the action plugin
+    fast_lane: bool = False  # podops-pull runs the engine itself (marks the run report)
 
     def validate(self) -> None:
         if not self.repo_dir:
@@ -187,7 +188,9 @@ class Reconciler:
             try:
                 return self._run_locked()
             except PodopsError as exc:
-                report = build_report(self.run_id, options.trigger, None, self.started, self.check_mode, self.services, error=str(exc))
+                report = build_report(
+                    self.run_id, options.trigger, None, self.started, self.check_mode, self.services, error=str(exc), fast_lane=options.fast_lane
+                )
                 write_report(options.state_dir, report, options.keep_runs)
                 raise
 
@@ -216,7 +219,9 @@ class Reconciler:
             self._apply(plan, state, store, podman)
             store.save(state)
 
-        report = build_report(self.run_id, options.trigger, plan.commit, self.started, self.check_mode, self.services, warnings=plan.warnings)
+        report = build_report(
+            self.run_id, options.trigger, plan.commit, self.started, self.check_mode, self.services, warnings=plan.warnings, fast_lane=options.fast_lane
+        )
         path = write_report(options.state_dir, report, options.keep_runs)
         failed = sorted(name for name, entry in self.services.items() if entry["action"] in (FAILED, ROLLED_BACK))
         changed = any(entry["action"] in (DEPLOYED, ROLLED_BACK, PRUNED) for entry in self.services.values())

@@ -69,6 +69,7 @@ def build_report(
     services: t.Mapping[str, dict],
     error: str | None = None,
     warnings: t.Sequence[str] = (),
+    fast_lane: bool = False,
 ) -> dict[str, t.Any]:
     report = {
         "run_id": run_id,
@@ -84,6 +85,8 @@ def build_report(
         report["error"] = error
     if warnings:
         report["warnings"] = list(warnings)
+    if fast_lane:
+        report["fast_lane"] = True  # podops-pull ran the engine itself, without the playbook (see _lane)
     return report
 
 

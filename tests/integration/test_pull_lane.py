@@ -74,6 +74,7 @@ def test_lane_takes_noops_and_service_commits_and_leaves_the_rest_to_the_playboo
     assert path_taken(first).startswith("full playbook run (no full run recorded"), first.stdout
     assert http_get(port) == "v1"
     assert (host.state_dir / "fast-lane.json").is_file()
+    assert "fast_lane" not in report(host)
     web_ids, api_ids = host.ids("web"), host.ids("api")
 
     noop = pull()
@@ -81,7 +82,7 @@ def test_lane_takes_noops_and_service_commits_and_leaves_the_rest_to_the_playboo
     assert path_taken(noop) == "fast lane (no new commit since the last run)"
     assert "ansible-playbook" not in noop.stdout
     assert {name: entry["action"] for name, entry in report(host)["services"].items()} == {"web": "unchanged", "api": "unchanged"}
-    assert report(host)["trigger"] == "timer"
+    assert report(host)["trigger"] == "timer" and report(host)["fast_lane"] is True
     assert host.ids("web") == web_ids and host.ids("api") == api_ids
 
     repo.write("services/web/compose.yaml", (repo.path / "services/web/compose.yaml").read_text() + "    environment: {RELEASE: '2'}\n")
