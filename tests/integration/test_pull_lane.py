@@ -141,7 +141,7 @@ def test_lane_off_runs_the_playbook_every_time(host: Host, repo: EnvRepo, tmp_pa
     repo.add_web("web", free_port(), "v1")
     repo.commit("web")
     pull = Pull(host, repo, tmp_path, max_age=0)
-    for _ in range(2):
+    for _attempt in range(2):
         proc = pull()
         assert proc.returncode == 0, proc.stderr
         assert "fast lane (" not in proc.stdout

@@ -43,7 +43,7 @@ def commit(git, files: dict[str, str]) -> str:
 def full_run(git, state, run_id="r1", secrets=None, calls=1, environ=None) -> None:
     """What a successful playbook run leaves: the module's engine record (``calls`` times)."""
     options = Options(repo_dir=str(git.repo), state_dir=str(state), project_prefix="p-", secrets=secrets or Secrets())
-    for _ in range(calls):
+    for _call in range(calls):
         _lane.record_engine_call(options, run_id, environ or {"PATH": "/usr/bin", "CONTAINERS_CONF": "/c.conf", "API_TOKEN": "x"})
 
 
