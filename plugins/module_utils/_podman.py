@@ -105,19 +105,39 @@ class Podman:
             )
         self.executable = found
         self.run = runner
-        self._snapshot: tuple[float, list[Container]] = (float("-inf"), [])
-        self._snapshot_lock = threading.Lock()
+        # The latest host-wide ``podman ps -a`` (the plan's, a health round's): when it started, what it saw.
+        self._snapshot: tuple[float, list[Container]] | None = None
+        self._snapshot_lock = threading.RLock()
+        # When podops last finished changing a compose project's containers (monotonic), and any project's.
+        self._changed: dict[str, float] = {}
+        self._changed_any = float("-inf")
 
     def project_containers(self, project: str, not_before: float) -> list[Container]:
         """Containers of one compose project from a host-wide ``podman ps`` taken after ``not_before``
         (monotonic time). Deploys running in parallel share one ps per sampling round instead of one each."""
         with self._snapshot_lock:
-            taken, containers = self._snapshot
-            if taken < not_before:
-                taken = time.monotonic()
-                containers = self.containers(label=None)
-                self._snapshot = (taken, containers)
+            if self._snapshot is None or self._snapshot[0] < not_before:
+                self.containers(label=None)  # records the snapshot
+            containers = t.cast("tuple[float, list[Container]]", self._snapshot)[1]
         return [c for c in containers if c.project == project]
+
+    def known_containers(self, project: str) -> list[Container]:
+        """Containers of one compose project as podops last saw them: from the latest host-wide ``podman ps``
+        when it was taken after podops' last change to that project in this run (the plan's ps, for a project
+        not touched since), else from a new one. Changes made by hand meanwhile are not seen, as with the plan."""
+        with self._snapshot_lock:
+            since = max(self._changed.get(project, float("-inf")), self._changed_any)
+        return self.project_containers(project, not_before=since)
+
+    def touched(self, project: str | None) -> None:
+        """podops changed the containers of ``project`` (None: of projects it cannot name): snapshots taken
+        before now no longer show it as it is (see known_containers)."""
+        now = time.monotonic()
+        with self._snapshot_lock:
+            if project is None:
+                self._changed_any = now
+            else:
+                self._changed[project] = now
 
     def check_version(self) -> tuple[int, ...]:
         rc, out, err = self.run([self.executable, "--version"])
@@ -131,6 +151,7 @@ class Podman:
     def containers(self, label: str | None = LABEL_SERVICE, project: str | None = None) -> list[Container]:
         """All containers (running or not) with ``label`` (None: every container), optionally of one
         compose project: one call."""
+        started = time.monotonic()
         args = [self.executable, "ps", "-a", "--format", "json"]
         if label:
             args += ["--filter", f"label={label}"]
@@ -143,7 +164,17 @@ class Podman:
             entries = json.loads(out or "[]") or []
         except ValueError as exc:
             raise PodopsError(f"'podman ps --format json' printed something that is not JSON: {exc}") from exc
-        return [Container.from_ps(entry) for entry in entries]
+        containers = [Container.from_ps(entry) for entry in entries]
+        if label is None and project is None:
+            self._record(started, containers)
+        return containers
+
+    def _record(self, started: float, containers: list[Container]) -> None:
+        """Keep a host-wide listing as the snapshot when it is newer than the one kept."""
+        # The lock is reentrant: project_containers holds it while it lists.
+        with self._snapshot_lock:
+            if self._snapshot is None or self._snapshot[0] <= started:
+                self._snapshot = (started, containers)
 
     def pull(self, image: str) -> None:
         rc, out, err = self.run([self.executable, "pull", "--quiet", image])
@@ -173,11 +204,17 @@ class Podman:
     def stop_project(self, project: str, stop_timeout: int = 10) -> None:
         ids = [c.id for c in self.containers(label=None, project=project) if c.state == "running"]
         if ids:
-            self.run([self.executable, "stop", "-t", str(stop_timeout)] + ids)
+            try:
+                self.run([self.executable, "stop", "-t", str(stop_timeout)] + ids)
+            finally:
+                self.touched(project)
 
     def remove_containers(self, names: t.Sequence[str], stop_timeout: int = 10) -> None:
         if names:
-            rc, _out, err = self.run([self.executable, "rm", "-f", "-t", str(stop_timeout)] + list(names))
+            try:
+                rc, _out, err = self.run([self.executable, "rm", "-f", "-t", str(stop_timeout)] + list(names))
+            finally:
+                self.touched(None)  # by name: whichever projects they were in
             if rc != 0:
                 raise PodopsError(f"could not remove {', '.join(names)}: {last_lines(err)}")
 
@@ -191,7 +228,10 @@ class Podman:
         removed = []
         ids = [c.id for c in self.containers(LABEL_COMPOSE_PROJECT, project)]
         if ids:
-            rc, _out, err = self.run([self.executable, "rm", "-f", "-t", str(stop_timeout)] + ids)
+            try:
+                rc, _out, err = self.run([self.executable, "rm", "-f", "-t", str(stop_timeout)] + ids)
+            finally:
+                self.touched(project)
             if rc != 0:
                 raise PodopsError(f"could not remove the containers of {project}: {last_lines(err)}")
             removed += ids
