@@ -31,6 +31,7 @@ from ._common import (
     parse_version,
     version_str,
 )
+from ._forkserver import ForkServer, Unavailable, console_script_interpreter, enabled
 from ._state import write_json
 
 
@@ -256,6 +257,49 @@ class PodmanCompose:
         self.executable = found
         self.run = runner
         self._version: tuple[int, ...] | None = None
+        # None: not decided yet; False: run podman-compose as a program (see call).
+        self._server: ForkServer | bool | None = None if enabled() else False
+        self._server_lock = threading.Lock()
+
+    def fork_server(self) -> ForkServer | None:
+        """The podman-compose fork server of this run (started on first use), or None where it cannot serve
+        (not a pip console script, its interpreter cannot import podman_compose, turned off)."""
+        with self._server_lock:
+            if self._server is None:
+                interpreter = console_script_interpreter(self.executable)
+                server = ForkServer(self.executable, interpreter) if interpreter else None
+                try:
+                    if server is not None:
+                        server.start()
+                except Unavailable:
+                    server = None
+                self._server = server or False
+            return self._server or None
+
+    def close(self) -> None:
+        """Stop the fork server, if one runs (it also stops by itself when this process ends)."""
+        with self._server_lock:
+            if isinstance(self._server, ForkServer):
+                self._server.close()
+                self._server = False
+
+    def call(self, args: list[str], cwd: str | None = None, env: t.Mapping[str, str] | None = None) -> tuple[int, str, str]:
+        """Run podman-compose: through the fork server when there is one (same argv, cwd, environment, exit
+        status and output), else as a program through the runner."""
+        server = self.fork_server()
+        if server is not None:
+            try:
+                return server.run(args, cwd=cwd, env=env)
+            except Unavailable:
+                # Nothing of this call ran. A server that is gone serves no more calls; one that could not fork
+                # this time keeps serving (calls in flight are its children: it must not be stopped here).
+                if not server.alive:
+                    with self._server_lock:
+                        if self._server is server:
+                            self._server = False
+                    server.close()
+        extra = {"env": dict(env)} if env else {}
+        return self.run(args, cwd=cwd, **extra)
 
     def check_version(self, cache_file: str | None = None) -> tuple[int, ...]:
         """podman-compose's version, checked against the minimum. ``podman-compose --version`` also runs
@@ -329,7 +373,6 @@ class PodmanCompose:
         # --build: rebuild images of services with a build context (before anything is torn down).
         args = self.base_args(project, compose_file, override_file, in_pod, user_override) + ["up", "-d"] + (["--build"] if build else [])
         # env: variables the compose file interpolates beyond .env (a blue-green slot's PODOPS_SLOT...).
-        extra = {"env": dict(env)} if env else {}
-        rc, out, err = self.run(args, cwd=os.path.dirname(compose_file), **extra)
+        rc, out, err = self.call(args, cwd=os.path.dirname(compose_file), env=env)
         if rc != 0:
             raise PodopsError(f"podman-compose up failed (rc {rc}): {last_lines(err or out)}")
