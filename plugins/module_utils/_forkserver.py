@@ -217,6 +217,19 @@ def command_environment(env: t.Mapping[str, str] | None = None) -> dict[str, str
     return environ
 
 
+def runner_environment(runner: t.Any) -> t.Callable[[t.Mapping[str, str] | None], dict[str, str]] | None:
+    """How ``runner`` builds a command's environment, when podops knows it: a runner may declare it as its
+    ``command_environment`` attribute (env -> full environment); podops' Ansible runner (``make_runner``:
+    AnsibleModule.run_command with the C locale) is known. None for any other runner: its commands may get
+    an environment the server would not reproduce (podops-pull's drops INVOCATION_ID), so none is served."""
+    declared = getattr(runner, "command_environment", None)
+    if callable(declared):
+        return declared
+    if getattr(runner, "__qualname__", "") == "make_runner.<locals>.run" and str(getattr(runner, "__module__", "")).endswith("module_utils._module"):
+        return command_environment
+    return None
+
+
 def enabled() -> bool:
     return os.environ.get(DISABLE_VARIABLE, "1").strip().lower() not in ("0", "false", "no", "off")
 
@@ -225,9 +238,16 @@ class ForkServer:
     """One podman-compose fork server; ``run`` is a Runner (argv, cwd, env) -> (rc, stdout, stderr) that
     threads may call at once. Started by ``start``; stops with ``close`` or when this process ends."""
 
-    def __init__(self, executable: str, interpreter: str, start_timeout: float = 60.0):
+    def __init__(
+        self,
+        executable: str,
+        interpreter: str,
+        environment: t.Callable[[t.Mapping[str, str] | None], dict[str, str]] = command_environment,
+        start_timeout: float = 60.0,
+    ):
         self.executable = executable
         self.interpreter = interpreter
+        self.environment = environment  # a call's env -> the whole environment its command gets
         self.start_timeout = start_timeout
         self.version = ""
         self._proc: subprocess.Popen | None = None
@@ -252,7 +272,7 @@ class ForkServer:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
-                env=command_environment(),
+                env=self.environment(None),
                 close_fds=True,
             )
         except OSError as exc:
@@ -299,7 +319,7 @@ class ForkServer:
             "id": request_id,
             "argv": [str(arg) for arg in args],
             "cwd": os.path.abspath(cwd) if cwd else None,
-            "env": command_environment(env),
+            "env": self.environment(env),
             "out": out,
             "err": err,
         }

@@ -31,7 +31,7 @@ from ._common import (
     parse_version,
     version_str,
 )
-from ._forkserver import ForkServer, Unavailable, console_script_interpreter, enabled
+from ._forkserver import ForkServer, Unavailable, console_script_interpreter, enabled, runner_environment
 from ._state import write_json
 
 
@@ -263,11 +263,13 @@ class PodmanCompose:
 
     def fork_server(self) -> ForkServer | None:
         """The podman-compose fork server of this run (started on first use), or None where it cannot serve
-        (not a pip console script, its interpreter cannot import podman_compose, turned off)."""
+        (not a pip console script, its interpreter cannot import podman_compose, a runner whose command
+        environment podops does not know, turned off)."""
         with self._server_lock:
             if self._server is None:
-                interpreter = console_script_interpreter(self.executable)
-                server = ForkServer(self.executable, interpreter) if interpreter else None
+                environment = runner_environment(self.run)
+                interpreter = console_script_interpreter(self.executable) if environment else None
+                server = ForkServer(self.executable, interpreter, environment) if interpreter and environment else None
                 try:
                     if server is not None:
                         server.start()

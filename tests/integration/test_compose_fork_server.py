@@ -26,6 +26,9 @@ def runner(argv, cwd=None, env=None):
     return proc.returncode, proc.stdout, proc.stderr
 
 
+runner.command_environment = command_environment  # type: ignore[attr-defined]  # the server may serve it
+
+
 def servers() -> set[int]:
     """Fork servers running on this machine (whoever started them)."""
     found = set()

@@ -213,8 +213,12 @@ def test_an_interpreter_that_cannot_import_podman_compose_is_unavailable(tmp_pat
 
 
 class RecordingRunner:
-    def __init__(self):
+    """A runner that records its calls; ``declared``: it says how it builds a command's environment."""
+
+    def __init__(self, declared=True):
         self.calls = []
+        if declared:
+            self.command_environment = command_environment
 
     def __call__(self, argv, cwd=None, env=None):
         self.calls.append((list(argv), cwd, env))
@@ -266,3 +270,33 @@ def test_command_environment_is_run_commands(monkeypatch):
 
     assert environ["PYTHONPATH"] == "/opt/lib"
     assert (environ["LANG"], environ["LC_ALL"], environ["PODOPS_SLOT"]) == ("C", "C", "a")
+
+
+def test_a_runner_that_does_not_declare_its_environment_gets_no_server(compose_script, tmp_path):
+    """podops-pull's runner drops INVOCATION_ID, for one: the server would not reproduce what it does."""
+    runner = RecordingRunner(declared=False)
+    compose = PodmanCompose(runner, compose_script)
+
+    assert compose.call([compose_script, "up"], cwd=str(tmp_path)) == (0, "", "")
+    assert runner.calls == [([compose_script, "up"], str(tmp_path), None)]
+    assert compose.fork_server() is None
+
+
+def test_the_server_uses_the_runners_environment(compose_script, tmp_path):
+    runner = RecordingRunner()
+    runner.command_environment = lambda env=None: {"PATH": os.environ["PATH"], "PODOPS_TEST_VAR": "from-the-runner", **(env or {})}
+    compose = PodmanCompose(runner, compose_script)
+    try:
+        seen = json.loads(compose.call([compose_script, "up"], cwd=str(tmp_path))[1])
+    finally:
+        compose.close()
+
+    assert (seen["var"], seen["lc_all"], seen["forked"]) == ("from-the-runner", None, True)
+
+
+def test_podops_ansible_runner_is_known():
+    from ansible_collections.podops.gitops.plugins.module_utils._forkserver import runner_environment
+    from ansible_collections.podops.gitops.plugins.module_utils._module import make_runner
+
+    assert runner_environment(make_runner(object())) is command_environment
+    assert runner_environment(lambda args, cwd=None, env=None: (0, "", "")) is None
