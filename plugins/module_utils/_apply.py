@@ -117,6 +117,11 @@ class Deployer:
         self.runtime = RuntimeStore(state_dir)
         self.slot_copies = RuntimeStore(state_dir, base=os.path.join(state_dir, "slots"))
         self.overrides = os.path.join(state_dir, "overrides")
+        # Image reference -> local image ID, once per reference per run (services share images); a lock per
+        # reference so that parallel deploys of services missing one image pull it once.
+        self._image_ids: dict[str, str] = {}
+        self._image_locks: dict[str, threading.Lock] = {}
+        self._image_lock = threading.Lock()
 
     def labels(self, service: str, digest: str, commit: str) -> dict[str, str]:
         return {LABEL_SERVICE: service, LABEL_DIGEST: digest, LABEL_COMMIT: commit, LABEL_PREFIX: self.prefix}
@@ -142,11 +147,17 @@ class Deployer:
         override = os.path.join(self.overrides, f"{name}{suffix}.yml")
         atomic_write(override, override_document(project, labels, images, pins))
         # Containers of compose services that left the file (what --remove-orphans would do, see PodmanCompose.up).
-        current = self.podman.project_containers(project_name, not_before=time.monotonic())
+        # A project podops has not changed in this run is as the plan's ps saw it: no second host-wide ps.
+        current = self.podman.known_containers(project_name)
         stale = [c.name for c in current if c.compose_service not in project.services]
         self.podman.remove_containers(stale)
         pod = None if project.pod_setting else False
-        self.compose.up(project_name, project.compose_file, override, pod, build=project.builds, user_override=project.override_file, env=env)
+        try:
+            self.compose.up(project_name, project.compose_file, override, pod, build=project.builds, user_override=project.override_file, env=env)
+        finally:
+            self.podman.touched(project_name)
+            if project.builds:
+                self.forget_images()  # a build may have moved a tag another service runs
         settings = project.settings
         wait_healthy(
             self.podman,
@@ -177,16 +188,52 @@ class Deployer:
             return None
         return VaultSource(self.repo_dir, spec.rel_dir, sorted(spec.files), spec.service_dir)
 
+    def image_id(self, image: str, fresh: bool = False) -> str | None:
+        """Local image ID of ``image`` (a reference or an ID), inspected once per run unless ``fresh``."""
+        if not fresh:
+            with self._image_lock:
+                known = self._image_ids.get(image)
+            if known:
+                return known
+        image_id = self.podman.image_id(image)
+        with self._image_lock:
+            if image_id:
+                self._image_ids[image] = image_id
+            else:
+                self._image_ids.pop(image, None)
+        return image_id
+
+    def forget_images(self, *images: str) -> None:
+        """Drop remembered image IDs (all without arguments): a tag may point elsewhere now."""
+        with self._image_lock:
+            if images:
+                for image in images:
+                    self._image_ids.pop(image, None)
+            else:
+                self._image_ids.clear()
+
+    def _lock_for(self, image: str) -> threading.Lock:
+        with self._image_lock:
+            return self._image_locks.setdefault(image, threading.Lock())
+
     def ensure_images(self, project: ComposeProject, pull_mutable: bool = False) -> dict[str, str]:
         """Pull what is missing (and, with ``pull_mutable``, every image not pinned by digest); return
         ``{compose service: image ID}``. Runs before anything is stopped."""
         refs = project.service_images()
         ids: dict[str, str] = {}
         for image in sorted(set(refs.values())):
-            image_id = None if pull_mutable and is_mutable(image) else self.podman.image_id(image)
+            fresh_pull = pull_mutable and is_mutable(image)
+            image_id = None if fresh_pull else self.image_id(image)
             if image_id is None:
-                self.podman.pull(image)
-                image_id = self.podman.image_id(image)
+                with self._lock_for(image):
+                    # Another deploy may have pulled it meanwhile (a fresh pull is asked for: pull anyway).
+                    image_id = None if fresh_pull else self.image_id(image)
+                    if image_id is None:
+                        try:
+                            self.podman.pull(image)
+                        finally:
+                            self.forget_images(image)
+                        image_id = self.image_id(image, fresh=True)
             if image_id:
                 ids[image] = image_id
         return {svc: ids[ref] for svc, ref in refs.items() if ref in ids}
@@ -262,7 +309,7 @@ class Deployer:
             labels = self.labels(spec.name, recorded["digest"], recorded.get("commit") or "")
             images = dict(recorded.get("images") or {})
             # The last good images by ID: a tag that moved since must not bring the new image back.
-            pins = {svc: image_id for svc, image_id in images.items() if svc in old.services and self.podman.image_id(image_id)}
+            pins = {svc: image_id for svc, image_id in images.items() if svc in old.services and self.image_id(image_id)}
             vault = None
             if recorded.get("vault_keys"):
                 snap_root = snap_dir[: -len(spec.rel_dir)].rstrip("/")
@@ -297,6 +344,7 @@ class Deployer:
         try:
             for svc in changed:
                 self.podman.tag(before[svc], previous_image_ref(spec.project_name, svc))
+                self.forget_images(previous_image_ref(spec.project_name, svc))
             self._up(spec.name, spec.project_name, project, labels, images, vault=self.vault_source(spec))
         except PodopsError as exc:
             error = f"new image for {', '.join(changed)} failed: {exc}"

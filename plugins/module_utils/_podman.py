@@ -31,6 +31,7 @@ from ._common import (
     parse_version,
     version_str,
 )
+from ._forkserver import ForkServer, Unavailable, console_script_interpreter, enabled, runner_environment
 from ._state import write_json
 
 
@@ -105,19 +106,39 @@ class Podman:
             )
         self.executable = found
         self.run = runner
-        self._snapshot: tuple[float, list[Container]] = (float("-inf"), [])
-        self._snapshot_lock = threading.Lock()
+        # The latest host-wide ``podman ps -a`` (the plan's, a health round's): when it started, what it saw.
+        self._snapshot: tuple[float, list[Container]] | None = None
+        self._snapshot_lock = threading.RLock()
+        # When podops last finished changing a compose project's containers (monotonic), and any project's.
+        self._changed: dict[str, float] = {}
+        self._changed_any = float("-inf")
 
     def project_containers(self, project: str, not_before: float) -> list[Container]:
         """Containers of one compose project from a host-wide ``podman ps`` taken after ``not_before``
         (monotonic time). Deploys running in parallel share one ps per sampling round instead of one each."""
         with self._snapshot_lock:
-            taken, containers = self._snapshot
-            if taken < not_before:
-                taken = time.monotonic()
-                containers = self.containers(label=None)
-                self._snapshot = (taken, containers)
+            if self._snapshot is None or self._snapshot[0] < not_before:
+                self.containers(label=None)  # records the snapshot
+            containers = t.cast("tuple[float, list[Container]]", self._snapshot)[1]
         return [c for c in containers if c.project == project]
+
+    def known_containers(self, project: str) -> list[Container]:
+        """Containers of one compose project as podops last saw them: from the latest host-wide ``podman ps``
+        when it was taken after podops' last change to that project in this run (the plan's ps, for a project
+        not touched since), else from a new one. Changes made by hand meanwhile are not seen, as with the plan."""
+        with self._snapshot_lock:
+            since = max(self._changed.get(project, float("-inf")), self._changed_any)
+        return self.project_containers(project, not_before=since)
+
+    def touched(self, project: str | None) -> None:
+        """podops changed the containers of ``project`` (None: of projects it cannot name): snapshots taken
+        before now no longer show it as it is (see known_containers)."""
+        now = time.monotonic()
+        with self._snapshot_lock:
+            if project is None:
+                self._changed_any = now
+            else:
+                self._changed[project] = now
 
     def check_version(self) -> tuple[int, ...]:
         rc, out, err = self.run([self.executable, "--version"])
@@ -131,6 +152,7 @@ class Podman:
     def containers(self, label: str | None = LABEL_SERVICE, project: str | None = None) -> list[Container]:
         """All containers (running or not) with ``label`` (None: every container), optionally of one
         compose project: one call."""
+        started = time.monotonic()
         args = [self.executable, "ps", "-a", "--format", "json"]
         if label:
             args += ["--filter", f"label={label}"]
@@ -143,7 +165,17 @@ class Podman:
             entries = json.loads(out or "[]") or []
         except ValueError as exc:
             raise PodopsError(f"'podman ps --format json' printed something that is not JSON: {exc}") from exc
-        return [Container.from_ps(entry) for entry in entries]
+        containers = [Container.from_ps(entry) for entry in entries]
+        if label is None and project is None:
+            self._record(started, containers)
+        return containers
+
+    def _record(self, started: float, containers: list[Container]) -> None:
+        """Keep a host-wide listing as the snapshot when it is newer than the one kept."""
+        # The lock is reentrant: project_containers holds it while it lists.
+        with self._snapshot_lock:
+            if self._snapshot is None or self._snapshot[0] <= started:
+                self._snapshot = (started, containers)
 
     def pull(self, image: str) -> None:
         rc, out, err = self.run([self.executable, "pull", "--quiet", image])
@@ -173,11 +205,17 @@ class Podman:
     def stop_project(self, project: str, stop_timeout: int = 10) -> None:
         ids = [c.id for c in self.containers(label=None, project=project) if c.state == "running"]
         if ids:
-            self.run([self.executable, "stop", "-t", str(stop_timeout)] + ids)
+            try:
+                self.run([self.executable, "stop", "-t", str(stop_timeout)] + ids)
+            finally:
+                self.touched(project)
 
     def remove_containers(self, names: t.Sequence[str], stop_timeout: int = 10) -> None:
         if names:
-            rc, _out, err = self.run([self.executable, "rm", "-f", "-t", str(stop_timeout)] + list(names))
+            try:
+                rc, _out, err = self.run([self.executable, "rm", "-f", "-t", str(stop_timeout)] + list(names))
+            finally:
+                self.touched(None)  # by name: whichever projects they were in
             if rc != 0:
                 raise PodopsError(f"could not remove {', '.join(names)}: {last_lines(err)}")
 
@@ -191,7 +229,10 @@ class Podman:
         removed = []
         ids = [c.id for c in self.containers(LABEL_COMPOSE_PROJECT, project)]
         if ids:
-            rc, _out, err = self.run([self.executable, "rm", "-f", "-t", str(stop_timeout)] + ids)
+            try:
+                rc, _out, err = self.run([self.executable, "rm", "-f", "-t", str(stop_timeout)] + ids)
+            finally:
+                self.touched(project)
             if rc != 0:
                 raise PodopsError(f"could not remove the containers of {project}: {last_lines(err)}")
             removed += ids
@@ -216,6 +257,51 @@ class PodmanCompose:
         self.executable = found
         self.run = runner
         self._version: tuple[int, ...] | None = None
+        # None: not decided yet; False: run podman-compose as a program (see call).
+        self._server: ForkServer | bool | None = None if enabled() else False
+        self._server_lock = threading.Lock()
+
+    def fork_server(self) -> ForkServer | None:
+        """The podman-compose fork server of this run (started on first use), or None where it cannot serve
+        (not a pip console script, its interpreter cannot import podman_compose, a runner whose command
+        environment podops does not know, turned off)."""
+        with self._server_lock:
+            if self._server is None:
+                environment = runner_environment(self.run)
+                interpreter = console_script_interpreter(self.executable) if environment else None
+                server = ForkServer(self.executable, interpreter, environment) if interpreter and environment else None
+                try:
+                    if server is not None:
+                        server.start()
+                except Unavailable:
+                    server = None
+                self._server = server or False
+            return self._server or None
+
+    def close(self) -> None:
+        """Stop the fork server, if one runs (it also stops by itself when this process ends)."""
+        with self._server_lock:
+            if isinstance(self._server, ForkServer):
+                self._server.close()
+                self._server = False
+
+    def call(self, args: list[str], cwd: str | None = None, env: t.Mapping[str, str] | None = None) -> tuple[int, str, str]:
+        """Run podman-compose: through the fork server when there is one (same argv, cwd, environment, exit
+        status and output), else as a program through the runner."""
+        server = self.fork_server()
+        if server is not None:
+            try:
+                return server.run(args, cwd=cwd, env=env)
+            except Unavailable:
+                # Nothing of this call ran. A server that is gone serves no more calls; one that could not fork
+                # this time keeps serving (calls in flight are its children: it must not be stopped here).
+                if not server.alive:
+                    with self._server_lock:
+                        if self._server is server:
+                            self._server = False
+                    server.close()
+        extra = {"env": dict(env)} if env else {}
+        return self.run(args, cwd=cwd, **extra)
 
     def check_version(self, cache_file: str | None = None) -> tuple[int, ...]:
         """podman-compose's version, checked against the minimum. ``podman-compose --version`` also runs
@@ -289,7 +375,6 @@ class PodmanCompose:
         # --build: rebuild images of services with a build context (before anything is torn down).
         args = self.base_args(project, compose_file, override_file, in_pod, user_override) + ["up", "-d"] + (["--build"] if build else [])
         # env: variables the compose file interpolates beyond .env (a blue-green slot's PODOPS_SLOT...).
-        extra = {"env": dict(env)} if env else {}
-        rc, out, err = self.run(args, cwd=os.path.dirname(compose_file), **extra)
+        rc, out, err = self.call(args, cwd=os.path.dirname(compose_file), env=env)
         if rc != 0:
             raise PodopsError(f"podman-compose up failed (rc {rc}): {last_lines(err or out)}")

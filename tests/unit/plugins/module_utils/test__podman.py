@@ -177,3 +177,46 @@ def test_project_containers_ps_failure_is_a_podops_error(executable):
         podman.project_containers("t1web", not_before=time.monotonic())
 
     assert str(err.value) == "'podman ps' failed: Error: cannot connect to the podman socket. Is podman working for this user? Try 'podman info'."
+
+
+# --- Podman.known_containers: the plan's ps serves a project podops has not changed since ------------------------
+
+
+def test_known_containers_reuse_the_plans_ps_until_podops_changes_the_project(podman_ps_entries, executable):
+    entries = podman_ps_entries[:1] + [dict(podman_ps_entries[1], Names=["other_web_1"], Labels={"io.podman.compose.project": "other"})]
+    runner = FakeRunner({"ps": (0, json.dumps(entries), ""), "rm": (0, "", "")})
+    podman = Podman(runner, executable("podman"))
+    ps = [podman.executable, "ps", "-a", "--format", "json"]
+
+    podman.containers(label=None)  # the plan's host-wide ps
+    assert [c.name for c in podman.known_containers("t1web")] == ["t1web_web_1"]
+    assert podman.known_containers("fresh") == []
+    assert runner.calls == [ps]
+
+    podman.touched("t1web")  # podops ran podman-compose up for t1web
+    assert [c.name for c in podman.known_containers("t1web")] == ["t1web_web_1"]
+    assert podman.known_containers("fresh") == []  # the new ps serves the others too
+    assert runner.calls == [ps, ps]
+
+    podman.remove_containers(["other_web_1"])  # by name: any project may have changed
+    assert [c.name for c in podman.known_containers("other")] == ["other_web_1"]
+    assert runner.calls[2:] == [[podman.executable, "rm", "-f", "-t", "10", "other_web_1"], ps]
+
+
+def test_known_containers_without_any_ps_yet_lists_them(podman_ps_entries, executable):
+    runner = FakeRunner({"ps": (0, json.dumps(podman_ps_entries[:1]), "")})
+    podman = Podman(runner, executable("podman"))
+
+    assert [c.name for c in podman.known_containers("t1web")] == ["t1web_web_1"]
+    assert [c.name for c in podman.known_containers("t1web")] == ["t1web_web_1"]
+    assert len(runner.calls) == 1
+
+
+def test_filtered_ps_is_not_a_snapshot(podman_ps_entries, executable):
+    runner = FakeRunner({"ps": (0, json.dumps(podman_ps_entries[:1]), "")})
+    podman = Podman(runner, executable("podman"))
+
+    podman.containers()  # only podops' labelled containers: not every project's
+    podman.known_containers("t1web")
+
+    assert len(runner.calls) == 2
