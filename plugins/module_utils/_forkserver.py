@@ -218,16 +218,12 @@ def command_environment(env: t.Mapping[str, str] | None = None) -> dict[str, str
 
 
 def runner_environment(runner: t.Any) -> t.Callable[[t.Mapping[str, str] | None], dict[str, str]] | None:
-    """How ``runner`` builds a command's environment, when podops knows it: a runner may declare it as its
-    ``command_environment`` attribute (env -> full environment); podops' Ansible runner (``make_runner``:
-    AnsibleModule.run_command with the C locale) is known. None for any other runner: its commands may get
-    an environment the server would not reproduce (podops-pull's drops INVOCATION_ID), so none is served."""
+    """How ``runner`` builds a command's environment, when it declares it as its ``command_environment``
+    attribute (env -> full environment), as podops' Ansible runner (``make_runner``) and the fast lane's
+    (``_lane.process_runner``) do. None for any other runner: its commands may get an environment the server
+    would not reproduce, so none is served."""
     declared = getattr(runner, "command_environment", None)
-    if callable(declared):
-        return declared
-    if getattr(runner, "__qualname__", "") == "make_runner.<locals>.run" and str(getattr(runner, "__module__", "")).endswith("module_utils._module"):
-        return command_environment
-    return None
+    return declared if callable(declared) else None
 
 
 def enabled() -> bool:

@@ -229,6 +229,10 @@ def process_runner(env: t.Mapping[str, str]) -> t.Callable[..., tuple[int, str, 
             return 127, "", f"cannot run {args[0]}: {exc.strerror}"
         return result.returncode, result.stdout.decode("utf-8", "replace"), result.stderr.decode("utf-8", "replace")
 
+    def command_environment(env: t.Mapping[str, str] | None = None) -> dict[str, str]:
+        return {**base, **(env or {})}
+
+    run.command_environment = command_environment  # type: ignore[attr-defined]
     return run
 
 

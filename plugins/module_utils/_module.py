@@ -211,6 +211,10 @@ def make_runner(module: t.Any) -> t.Callable[..., tuple[int, str, str]]:
             environ_update={"LC_ALL": "C", "LANG": "C", **(env or {})},
         )
 
+    # What run_command gives a command, for the podman-compose fork server to reproduce.
+    from ._forkserver import command_environment
+
+    run.command_environment = command_environment  # type: ignore[attr-defined]
     return run
 
 

@@ -170,3 +170,13 @@ def test_process_runner_uses_the_given_environment_and_no_shell(tmp_path):
     assert (rc, out) == (0, "1 C e\n")
     rc, _out, err = run([str(tmp_path / "missing")])
     assert rc == 127 and "cannot run" in err
+
+
+def test_process_runner_tells_the_compose_fork_server_its_environment():
+    from ansible_collections.podops.gitops.plugins.module_utils._forkserver import runner_environment
+
+    run = _lane.process_runner({"PATH": "/usr/bin", "PODOPS_X": "1"})
+    environment = runner_environment(run)
+    assert environment is not None
+    # exactly what the runner gives a command: no INVOCATION_ID or anything else from this process
+    assert environment({"EXTRA": "e"}) == {"PATH": "/usr/bin", "PODOPS_X": "1", "LC_ALL": "C", "LANG": "C", "EXTRA": "e"}
