@@ -194,7 +194,7 @@ def console_script_interpreter(executable: str) -> str | None:
             head = handle.read(4096).decode("utf-8", "replace")
     except OSError:
         return None
-    first, _, rest = head.partition("\n")
+    first, _sep, rest = head.partition("\n")
     match = re.match(r"#!\s*(/\S+)\s*$", first)
     if not match or not _CONSOLE_SCRIPT.search(rest):
         return None
@@ -288,7 +288,7 @@ class ForkServer:
             if not chunk:
                 break
             line += chunk
-        word, _, rest = line.decode("utf-8", "replace").strip().partition(" ")
+        word, _sep, rest = line.decode("utf-8", "replace").strip().partition(" ")
         if word != "ready":
             self.close()
             raise Unavailable(f"podman-compose could not be loaded by {self.interpreter}: {rest or 'no answer'}")
@@ -298,7 +298,7 @@ class ForkServer:
 
     def _read_answers(self, stdout: t.IO[bytes]) -> None:
         for raw in iter(stdout.readline, b""):
-            request_id, _, result = raw.decode("utf-8", "replace").strip().partition(" ")
+            request_id, _sep, result = raw.decode("utf-8", "replace").strip().partition(" ")
             with self._done:
                 self._results[request_id] = result
                 self._done.notify_all()

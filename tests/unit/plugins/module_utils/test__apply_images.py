@@ -96,7 +96,7 @@ def test_a_failed_pull_is_an_error_and_not_remembered(tmp_path, project):
     podman = ImagePodman()
     deploy = deployer(podman, tmp_path)
 
-    for _ in range(2):
+    for _round in range(2):
         with pytest.raises(PodopsError):
             deploy.ensure_images(project("a", "example.org/missing:1"))
 
