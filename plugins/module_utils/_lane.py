@@ -32,9 +32,7 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import subprocess
-import sys
 import time
 import typing as t
 from dataclasses import dataclass
@@ -236,19 +234,13 @@ def process_runner(env: t.Mapping[str, str]) -> t.Callable[..., tuple[int, str, 
     return run
 
 
-def _which(name: str, env: t.Mapping[str, str]) -> str | None:
-    beside = os.path.join(os.path.dirname(sys.executable), name)
-    if os.path.isfile(beside) and os.access(beside, os.X_OK):
-        return beside
-    return shutil.which(name, path=env.get("PATH"))
-
-
 def run(lane: Lane, trigger: str, run_id: str, environ: t.Mapping[str, str]) -> dict[str, t.Any] | None:
     """The reconcile of a lane, in this process, under the host lock the caller holds.
 
     Returns the engine's result, or None when the run needs ansible-vault plaintext (nothing was changed:
     the caller runs the playbook instead). Raises PodopsError like the module fails.
     """
+    from ._podman import find_executable
     from ._reconcile import Options, Reconciler
 
     env = dict(environ)
@@ -259,8 +251,8 @@ def run(lane: Lane, trigger: str, run_id: str, environ: t.Mapping[str, str]) -> 
         raise PodopsError("the fast lane runs only under the host lock podops-pull holds")
     options = Options(trigger=trigger, run_id=run_id, fast_lane=True, **lane.options)
     # The module found podman and podman-compose with its own PATH (the lane's env), not this process's.
-    options.podman_executable = options.podman_executable or _which("podman", env)
-    options.compose_executable = options.compose_executable or _which("podman-compose", env)
+    options.podman_executable = find_executable("podman", options.podman_executable, path=env.get("PATH"))
+    options.compose_executable = find_executable("podman-compose", options.compose_executable, path=env.get("PATH"))
     result = Reconciler(options, process_runner(env)).run()
     if "vault_needed" in result:
         return None

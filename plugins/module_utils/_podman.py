@@ -86,14 +86,15 @@ def compose_version(text: str) -> tuple[int, ...]:
     return parse_version(match.group(1)) if match else ()
 
 
-def find_executable(name: str, explicit: str | None = None) -> str | None:
-    """``explicit`` if given, else ``name`` next to the running Python (the podops venv), else on PATH."""
+def find_executable(name: str, explicit: str | None = None, path: str | None = None) -> str | None:
+    """``explicit`` if given, else ``name`` next to the running Python (the podops venv), else on ``path``
+    (default: this process's PATH)."""
     if explicit:
-        return explicit if os.path.isfile(explicit) and os.access(explicit, os.X_OK) else shutil.which(explicit)
+        return explicit if os.path.isfile(explicit) and os.access(explicit, os.X_OK) else shutil.which(explicit, path=path)
     beside = os.path.join(os.path.dirname(sys.executable), name)
     if os.path.isfile(beside) and os.access(beside, os.X_OK):
         return beside
-    return shutil.which(name)
+    return shutil.which(name, path=path)
 
 
 class Podman:

@@ -307,10 +307,14 @@ def lane_args(args: list[str]) -> list[str]:
     return kept
 
 
+def max_age(config: dict[str, t.Any]) -> float:
+    return float(config.get("fast_lane_max_age", 3600))
+
+
 def load_lane(config: dict[str, t.Any]) -> t.Any:
     """The collection's fast-lane code (``_lane``), imported from the collections podops installed; None when
     the lane is off or the collection cannot be imported (then every run is a full playbook run)."""
-    if float(config.get("fast_lane_max_age", 3600)) <= 0:
+    if max_age(config) <= 0:
         return None
     paths = [p for p in (config.get("collections_path") or os.environ.get("ANSIBLE_COLLECTIONS_PATH") or "").split(os.pathsep) if p]
     for path in paths:
@@ -436,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     fingerprint = ""
     if lane_module is not None:
         fingerprint = lane_module.collection_fingerprint()
-        lane, why = lane_module.decide(state_dir, config["repo_dir"], commit, kept_args, fingerprint, float(config.get("fast_lane_max_age", 3600)))
+        lane, why = lane_module.decide(state_dir, config["repo_dir"], commit, kept_args, fingerprint, max_age(config))
         if lane is not None:
             log(f"run {run_id}: fast lane ({why})")
             rc = run_lane(lane_module, lane, config, trigger, run_id)
