@@ -16,6 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from podops_webhook.app import create_app
 from podops_webhook.config import load
+from podops_webhook.host import LocalHost
 from podops_webhook.services import Services, import_compose
 from podops_webhook.store import Store
 from podops_webhook.verify import signature_hex
@@ -70,10 +71,14 @@ def setup(tmp_path, monkeypatch):
         (tmp_path / "cfg.yml").write_text(json.dumps(config))
         cfg = load(str(tmp_path / "cfg.yml"), slot=slot)
         store = Store(cfg.db_path)
-        return cfg, store, Worker(cfg, store)
+        return cfg, store, Worker(cfg, store, local_host(cfg))
 
     make.tmp = tmp_path
     return make
+
+
+def local_host(config) -> LocalHost:
+    return LocalHost(config, Services(config.services_root, import_compose("")))
 
 
 def records(tmp_path) -> list[list[str]]:
@@ -171,8 +176,7 @@ def test_capped_log_keeps_head_and_tail():
 
 def run_app(config, store, worker, coro_fn):
     async def main():
-        services = Services(config.services_root, import_compose(""))
-        client = TestClient(TestServer(create_app(config, store, worker, services)))
+        client = TestClient(TestServer(create_app(config, store, worker, worker.host)))
         await client.start_server()
         try:
             return await coro_fn(client)
@@ -200,7 +204,7 @@ def test_health_follows_the_ab_marker(setup):
         found.append((response.status, (await response.json())["status"]))
         return found
 
-    assert run_app(config, store, worker, probe) == [(200, "ok"), (200, "ok"), (503, "standby"), (503, "standby"), (503, "unknown"), (503, "draining")]
+    assert run_app(config, store, worker, probe) == [(200, "ok"), (200, "ok"), (503, "standby"), (503, "unknown"), (503, "unknown"), (503, "draining")]
 
 
 def test_ready_answers_on_a_standby_but_not_while_draining(setup):
@@ -301,25 +305,27 @@ def test_services_view_joins_state_runs_and_containers(setup):
     )
     store.create_run("r-1", "webhook", None)
     store.finish_run("r-1", "failed", 2, {"api": {"action": "rolled_back", "error": "health gate"}}, "", None, None)
-    containers = Containers(config)
-    assert containers.argv()[-4:] == ["--filter", "label=io.podops.service", "--filter", "label=io.podops.prefix=p-"]
+    assert Containers(config).argv()[-4:] == ["--filter", "label=io.podops.service", "--filter", "label=io.podops.prefix=p-"]
+    host = local_host(config)
 
     async def view():
-        return await services_view(config, Services(config.services_root, import_compose("")), store, containers)
+        return await services_view(host, store), await host.containers()
 
-    rows = {row["name"]: row for row in asyncio.run(view())}
+    listed, (_found, error) = asyncio.run(view())
+    rows = {row["name"]: row for row in listed}
     assert rows["web"]["state"] == "ok" and rows["web"]["running"] == "1/1" and rows["web"]["healthy"] and rows["web"]["commit"] == "c" * 40
     assert rows["api"]["state"] == "failed" and rows["api"]["error"].startswith("health gate") and rows["api"]["last_action"] == "rolled_back"
     assert rows["api"]["last_run"] == "r-1" and rows["api"]["containers"] == []
     assert rows["gone"]["state"] == "orphaned" and rows["gone"]["running"] == "0/1"
-    assert containers.error is None
+    assert error is None
 
 
 def test_a_draining_instance_hands_its_queued_run_to_the_other(setup):
     """Slot a drains with a run queued; slot b (same database) adopts it and merges it into its own."""
     config_a, store_a, worker_a = setup(slot="a")
     store_b = Store(config_a.db_path)  # the other slot's process: its own connection to the shared database
-    worker_b = Worker(dataclasses.replace(config_a, slot="b"), store_b)
+    config_b = dataclasses.replace(config_a, slot="b")
+    worker_b = Worker(config_b, store_b, local_host(config_b))
 
     async def scenario():
         handed = worker_a.submit(True, [], "a" * 40, None)

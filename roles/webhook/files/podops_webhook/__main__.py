@@ -21,6 +21,7 @@ from aiohttp import web
 from . import __version__
 from .app import create_app
 from .config import SLOTS, Config, ConfigError, load
+from .host import Host, make_host
 from .services import CollectionMissing, Services, import_compose
 from .store import Store
 from .worker import Worker
@@ -37,13 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def serve(config: Config, services: Services) -> int:
+async def serve(config: Config, host: Host) -> int:
     store = Store(config.db_path)
     stale = store.close_stale_runs(config.slot)
     if stale:
         LOG.warning("marked %d run(s) of an earlier process of this slot as interrupted", stale)
-    worker = Worker(config, store)
-    app = create_app(config, store, worker, services)
+    worker = Worker(config, store, host)
+    app = create_app(config, store, worker, host)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, shutdown_timeout=5)
@@ -79,14 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
     try:
         config = load(args.config, args.slot)
-        services = Services(config.services_root, import_compose(config.collections_path))
+        # An unprivileged shim reads no compose file: the run broker does, as the user who owns podman.
+        services = None if config.broker_socket else Services(config.services_root, import_compose(config.collections_path))
     except (ConfigError, CollectionMissing) as exc:
         print(f"podops-webhook: config error: {exc}", file=sys.stderr)
         return 2
     if args.check_config:
-        print(f"podops-webhook: {args.config} is valid (listen {config.host}:{config.port}, {len(services.names())} services in {config.services_root})")
+        where = f"runs through the broker at {config.broker_socket}" if services is None else f"{len(services.names())} services in {config.services_root}"
+        print(f"podops-webhook: {args.config} is valid (listen {config.host}:{config.port}, {where})")
         return 0
-    return asyncio.run(serve(config, services))
+    return asyncio.run(serve(config, make_host(config, services)))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ queued (202 with the run id). The signature is checked on the raw bytes before a
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import datetime
 import hmac
@@ -28,8 +27,8 @@ from aiohttp import web
 from . import __version__
 from .config import PROVIDERS, Config
 from .events import Decision, classify
-from .services import Services
-from .status import Containers, services_view
+from .host import Host
+from .status import services_view
 from .store import Store
 from .verify import DELIVERY_HEADERS, AuthError, delivery_id, event_name, valid_delivery_id, verify
 from .worker import Worker
@@ -41,8 +40,7 @@ PROTECTED_PREFIXES = ("/api/", "/metrics")
 CONFIG: web.AppKey[Config] = web.AppKey("config", Config)
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
 WORKER: web.AppKey[Worker] = web.AppKey("worker", Worker)
-SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
-CONTAINERS: web.AppKey[Containers] = web.AppKey("containers", Containers)
+HOST: web.AppKey[Host] = web.AppKey("host", Host)
 COUNTERS: web.AppKey[collections.Counter] = web.AppKey("counters", collections.Counter)
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates", jinja2.Environment)
 
@@ -57,26 +55,24 @@ def _clean(value: t.Any) -> str:
 
 
 # ---------------------------------------------------------------- health and A/B
-def health(config: Config, worker: Worker) -> tuple[int, dict]:
+async def health(config: Config, worker: Worker, host: Host) -> tuple[int, dict]:
     if worker.draining:
         return 503, {"status": "draining", "slot": config.slot, "reason": "this instance is stopping; its run in progress finishes first"}
     if config.slot is None:
         return 200, {"status": "ok", "slot": None}
-    try:
-        with open(config.marker_path, encoding="utf-8") as handle:
-            marker = json.load(handle)
-    except FileNotFoundError:
+    marker, error = await host.marker()
+    if error:
+        return 503, {"status": "unknown", "slot": config.slot, "reason": error}
+    if marker is None:
         return 200, {"status": "ok", "slot": config.slot, "marker": "absent"}
-    except (OSError, ValueError) as exc:
-        return 503, {"status": "unknown", "slot": config.slot, "reason": f"A/B marker {config.marker_path} is unreadable: {exc}"}
-    active = marker.get("active") if isinstance(marker, dict) else None
+    active = marker.get("active")
     if active == config.slot:
         return 200, {"status": "ok", "slot": config.slot, "active": active}
     return 503, {"status": "standby", "slot": config.slot, "active": active, "reason": f"the A/B marker names slot {active!r} as active"}
 
 
 async def handle_health(request: web.Request) -> web.Response:
-    code, body = health(request.app[CONFIG], request.app[WORKER])
+    code, body = await health(request.app[CONFIG], request.app[WORKER], request.app[HOST])
     return _json(code, **body)
 
 
@@ -125,10 +121,10 @@ async def _webhook(request: web.Request, provider: str, route: str, service: str
         return _json(400, error="the delivery id header holds characters other than letters, digits and . _ : -")
     event = event_name(provider, request.headers)
 
-    services = app[SERVICES]
+    host = app[HOST]
     wanted: list[str] = []
     if service is not None:
-        if not services.exists(service):
+        if not await host.exists(service):
             return _json(404, error=f"no service {service!r} in {config.services_dir}/ of the env repo")
         if event and event.lower() == "ping":
             decision = Decision("ping", "pong: the webhook reaches podops and its signature is valid")
@@ -141,7 +137,7 @@ async def _webhook(request: web.Request, provider: str, route: str, service: str
     else:
         decision = classify(provider, event, payload, config.branch)
     if decision.kind == "packages":
-        using = await asyncio.to_thread(services.using, decision.packages)  # reads every compose file: off the event loop
+        using = await host.using(decision.packages)
         if using:
             wanted = sorted(using)
             decision.reason += f" -> redeploy {', '.join(wanted)}"
@@ -240,7 +236,8 @@ def _duration(run: dict) -> str:
 
 async def _status(app: web.Application) -> dict[str, t.Any]:
     config, store, worker = app[CONFIG], app[STORE], app[WORKER]
-    code, body = health(config, worker)
+    host = app[HOST]
+    code, body = await health(config, worker, host)
     return {
         "version": __version__,
         "slot": config.slot,
@@ -251,8 +248,8 @@ async def _status(app: web.Application) -> dict[str, t.Any]:
         "running": worker.current.id if worker.current else None,
         "queued": worker.pending.id if worker.pending else None,
         "branch": config.branch,
-        "services": await services_view(config, app[SERVICES], store, app[CONTAINERS]),
-        "containers_error": app[CONTAINERS].error,
+        "services": await services_view(host, store),
+        "containers_error": (await host.containers())[1],
         "last_run": store.last_finished(),
     }
 
@@ -307,7 +304,7 @@ def _rss_bytes() -> int:
 async def handle_metrics(request: web.Request) -> web.Response:
     app = request.app
     config, store, worker = app[CONFIG], app[STORE], app[WORKER]
-    code, _body = health(config, worker)
+    code, _body = await health(config, worker, app[HOST])
     lines = [
         "# HELP podops_webhook_info The shim's version and slot.",
         "# TYPE podops_webhook_info gauge",
@@ -353,13 +350,12 @@ async def handle_metrics(request: web.Request) -> web.Response:
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8", headers={"X-Content-Type-Options": "nosniff"})
 
 
-def create_app(config: Config, store: Store, worker: Worker, services: Services) -> web.Application:
+def create_app(config: Config, store: Store, worker: Worker, host: Host) -> web.Application:
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=[guard])
     app[CONFIG] = config
     app[STORE] = store
     app[WORKER] = worker
-    app[SERVICES] = services
-    app[CONTAINERS] = Containers(config)
+    app[HOST] = host
     app[COUNTERS] = collections.Counter()
     app[TEMPLATES] = jinja2.Environment(
         loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")),

@@ -46,6 +46,7 @@ SCHEMA: dict[str, tuple[tuple[type, ...], t.Any]] = {
     "podman_command": ((list,), ["podman"]),
     "environment": ((dict,), {}),
     "ab_name": ((str,), "webhook"),
+    "broker_socket": ((str,), ""),
 }
 
 
@@ -77,6 +78,7 @@ class Config:
     podman_command: list[str]
     environment: dict[str, str]
     ab_name: str
+    broker_socket: str = ""
     secrets: dict[str, bytes] = field(repr=False, default_factory=dict)  # provider -> secret
     status_token: bytes | None = field(repr=False, default=None)
     secret_paths: dict[str, str] = field(default_factory=dict)
@@ -160,8 +162,9 @@ def read_secret_file(path: str, key: str) -> bytes:
     return value
 
 
-def load(path: str, slot: str | None = None) -> Config:
-    """Read and validate the config file, and load the secrets it names."""
+def load(path: str, slot: str | None = None, broker: bool = False) -> Config:
+    """Read and validate the config file, and load the secrets it names. ``broker``: for the run broker,
+    which listens nowhere and needs no secret (it reads none)."""
     if slot is not None and slot not in SLOTS:
         raise ConfigError(f"--slot must be one of {', '.join(SLOTS)}, not {slot!r}")
     try:
@@ -194,7 +197,9 @@ def load(path: str, slot: str | None = None) -> Config:
         values[key] = value.copy() if isinstance(value, (dict, list)) else value
 
     listen = values["listen"]
-    if isinstance(listen, dict):
+    if broker:
+        listen = "127.0.0.1:1"  # the broker answers on the socket systemd hands it
+    elif isinstance(listen, dict):
         bad = sorted(str(key) for key in listen if key not in SLOTS)
         if bad:
             raise ConfigError(f"{path}: listen has unknown slot {bad[0]!r}; use a and b")
@@ -207,7 +212,7 @@ def load(path: str, slot: str | None = None) -> Config:
             raise ConfigError(f"{path}: listen.{slot} must be a HOST:PORT string")
     host, port = parse_listen(listen, f"{path}: listen")
 
-    for key in ("state_dir", "repo_dir", "collections_path"):
+    for key in ("state_dir", "repo_dir", "collections_path", "broker_socket"):
         if values[key] and not os.path.isabs(values[key]):
             raise ConfigError(f"{path}: {key} must be an absolute path, not {values[key]!r}")
     if os.path.isabs(values["services_dir"]) or ".." in values["services_dir"].split("/"):
@@ -228,7 +233,7 @@ def load(path: str, slot: str | None = None) -> Config:
     secret_paths: dict[str, str] = {}
     secrets: dict[str, bytes] = {}
     read: dict[str, bytes] = {}
-    for provider in PROVIDERS:
+    for provider in () if broker else PROVIDERS:
         chosen = provider_files.get(provider) or values["secret_file"]
         key = f"provider_secret_files.{provider}" if provider_files.get(provider) else "secret_file"
         if not isinstance(chosen, str):
@@ -238,11 +243,11 @@ def load(path: str, slot: str | None = None) -> Config:
             if secret_paths[provider] not in read:
                 read[secret_paths[provider]] = read_secret_file(secret_paths[provider], key)
             secrets[provider] = read[secret_paths[provider]]
-    if not secret_paths:
+    if not secret_paths and not broker:
         raise ConfigError(f"{path}: secret_file is not set: the shim never accepts unsigned webhooks; point it at a file holding the webhook secret")
     token = None
     token_path = ""
-    if values["status_token_file"]:
+    if values["status_token_file"] and not broker:
         token_path = resolve_secret_path(values["status_token_file"], "status_token_file")
         token = read_secret_file(token_path, "status_token_file")
 
@@ -269,6 +274,7 @@ def load(path: str, slot: str | None = None) -> Config:
         podman_command=_argv(values["podman_command"], "podman_command"),
         environment={k: str(v) for k, v in environment.items()},
         ab_name=values["ab_name"],
+        broker_socket=values["broker_socket"],
         secrets=secrets,
         status_token=token,
         secret_paths=secret_paths,

@@ -1,7 +1,8 @@
 # Copyright (c) podops.gitops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What runs where: one row per service, from the podops state file, the run history and ``podman ps``.
+"""What runs where: one row per service, from the podops state file, the run history and ``podman ps``
+(read here, or by the run broker for an unprivileged shim: ``host.py``).
 
 - state: ``<state_dir>/state.json`` (written by every reconcile): status, commit, deployed when, last error
 - last outcome: the newest run in the shim's history that names the service
@@ -17,7 +18,6 @@ import time
 import typing as t
 
 from .config import Config
-from .services import Services
 from .store import Store
 
 LABEL_SERVICE = "io.podops.service"
@@ -102,11 +102,12 @@ def last_outcomes(store: Store, limit: int = 50) -> dict[str, dict]:
     return found
 
 
-async def services_view(config: Config, services: Services, store: Store, containers: Containers) -> list[dict[str, t.Any]]:
-    state = read_state(config.state_dir)
+async def services_view(host: t.Any, store: Store) -> list[dict[str, t.Any]]:
+    """One row per service; ``host`` is the shim's ``host.Host`` (what runs here, from the host or the broker)."""
+    state = await host.state()
     outcomes = last_outcomes(store)
-    running = await containers.by_service()
-    in_repo = set(services.names())
+    running, _error = await host.containers()
+    in_repo = set(await host.names())
     names = sorted(in_repo | set(state) | set(running))
     rows = []
     for name in names:

@@ -13,23 +13,21 @@ many there are, and a burst that ends before the worker is free costs one. A run
 - ``redeploy_command -e podops_trigger=webhook -e podops_run_id=<run id>-<n> -e podops_service=<name>``
   for each service a package/release event named (fresh images for them).
 
-After each command it reads ``<state_dir>/runs/<that id>.json`` (the podops run report) for the
-per-service outcome. The output of the commands is the run's log: secrets scrubbed, size capped.
+Each step reads ``<state_dir>/runs/<that id>.json`` (the podops run report) for the per-service outcome.
+The steps run through the shim's ``Host`` (``host.py``): here, or - for an unprivileged shim - in the
+root-side run broker. The output of the commands is the run's log: secrets scrubbed, size capped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-import os
-import signal
 import time
 import typing as t
 from dataclasses import dataclass, field
 
 from .config import Config
+from .host import Host
 from .store import Store, new_run_id
 
 LOG = logging.getLogger("podops_webhook")
@@ -78,19 +76,11 @@ class CappedLog:
         return data.decode("utf-8", "replace")
 
 
-def read_report(state_dir: str, run_id: str) -> dict | None:
-    try:
-        with open(os.path.join(state_dir, "runs", f"{run_id}.json"), encoding="utf-8") as handle:
-            report = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    return report if isinstance(report, dict) else None
-
-
 class Worker:
-    def __init__(self, config: Config, store: Store):
+    def __init__(self, config: Config, store: Store, host: Host):
         self.config = config
         self.store = store
+        self.host = host
         self.pending: Run | None = None
         self.current: Run | None = None
         self.current_log: CappedLog | None = None
@@ -98,7 +88,6 @@ class Worker:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._proc: asyncio.subprocess.Process | None = None
         self._last_submit = 0.0
 
     # called by the HTTP handlers (same event loop): quick, no awaits
@@ -204,22 +193,13 @@ class Worker:
             LOG.info("run %s handed over to the other instance (%d trigger(s))", self.pending.id, self.pending.deliveries)
             self.pending = None
 
-    def steps(self, run: Run) -> list[tuple[str, list[str]]]:
-        """``[(report id, argv)]`` for a run."""
-        base = ["-e", "podops_trigger=webhook"]
-        steps = []
-        if run.reconcile:
-            steps.append((run.id, [*self.config.reconcile_command, *base, "-e", f"podops_run_id={run.id}"]))
+    @staticmethod
+    def steps(run: Run) -> list[tuple[str, str | None]]:
+        """``[(report id, service or None for the reconcile)]`` for a run."""
+        steps: list[tuple[str, str | None]] = [(run.id, None)] if run.reconcile else []
         for service in sorted(run.services):
-            step_id = run.id if not steps else f"{run.id}-{len(steps) + 1}"
-            steps.append((step_id, [*self.config.redeploy_command, *base, "-e", f"podops_run_id={step_id}", "-e", f"podops_service={service}"]))
+            steps.append((run.id if not steps else f"{run.id}-{len(steps) + 1}", service))
         return steps
-
-    def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop("CREDENTIALS_DIRECTORY", None)  # the commands have no business with the webhook secret
-        env.update(self.config.environment)
-        return env
 
     async def _execute(self, run: Run) -> None:
         self.store.start_run(run.id)
@@ -230,11 +210,10 @@ class Worker:
         errors: list[str] = []
         commit = None
         last_rc: int | None = None
-        for step_id, argv in self.steps(run):
-            log.add(f"$ {' '.join(argv)}\n".encode())
-            rc, error = await self._command(argv, log)
+        for step_id, service in self.steps(run):
+            step = await self.host.run(step_id, service, log.add)
+            rc, error, report = step.rc, step.error, step.report
             last_rc = rc
-            report = read_report(self.config.state_dir, step_id)
             if report is not None:
                 for name, entry in (report.get("services") or {}).items():
                     if isinstance(entry, dict):
@@ -247,39 +226,8 @@ class Worker:
                 result = "failed" if rc != 0 else "ok"
             if rc != 0:
                 result = "failed"
-                errors.append(error or f"{argv[0]} exited with {rc}" + ("" if report else " and wrote no run report"))
+                what = f"the redeploy of {service}" if service else "the reconcile"
+                errors.append(error or f"{what} exited with {rc}" + ("" if report else " and wrote no run report"))
             status = max(status, result, key=ORDER.__getitem__)
         self.store.finish_run(run.id, status, last_rc, outcome, log.text(), "; ".join(errors) or None, commit)
         LOG.info("run %s finished: %s", run.id, status)
-
-    async def _command(self, argv: list[str], log: CappedLog) -> tuple[int, str | None]:
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                env=self._env(),
-                start_new_session=True,  # a timeout kills the whole process group
-            )
-        except OSError as exc:
-            log.add(f"cannot start {argv[0]}: {exc.strerror}\n".encode())
-            return 127, f"cannot start {argv[0]}: {exc.strerror}"
-        self._proc = proc
-
-        async def pump() -> None:
-            assert proc.stdout is not None
-            while chunk := await proc.stdout.read(65536):
-                log.add(chunk)
-
-        try:
-            await asyncio.wait_for(asyncio.gather(pump(), proc.wait()), timeout=self.config.run_timeout_seconds)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
-            log.add(f"\n[killed after {self.config.run_timeout_seconds:g}s (run_timeout_seconds)]\n".encode())
-            return proc.returncode if proc.returncode is not None else -9, f"timed out after {self.config.run_timeout_seconds:g}s"
-        finally:
-            self._proc = None
-        return proc.returncode or 0, None
