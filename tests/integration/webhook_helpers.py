@@ -93,6 +93,9 @@ class Shim:
         self.config_file.write_text(json.dumps(self.config))  # JSON is YAML
         self.log_file = base / "shim.log"
         self.proc: subprocess.Popen | None = None
+        # How the shim is started (a test may run it as another user, with another Python).
+        self.python: list[str] = [sys.executable]
+        self.env: dict[str, str] = {"PYTHONPATH": str(SHIM_DIR)}
         self.token: bytes | None = None
         if self.config.get("status_token_file"):
             self.token = Path(self.config["status_token_file"]).read_bytes().strip()
@@ -102,10 +105,10 @@ class Shim:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, *args: str, wait: bool = True) -> Shim:
-        env = dict(os.environ, PYTHONPATH=str(SHIM_DIR))
+        env = dict(os.environ, **self.env)
         log = open(self.log_file, "ab")  # noqa: SIM115 - the child writes to it for its whole life
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "podops_webhook", "--config", str(self.config_file), *args], stdout=log, stderr=subprocess.STDOUT, env=env
+            [*self.python, "-m", "podops_webhook", "--config", str(self.config_file), *args], stdout=log, stderr=subprocess.STDOUT, env=env
         )
         log.close()
         if wait:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -33,6 +34,7 @@ from .config import Config
 from .services import SERVICE_NAME_RE, Services
 from .status import Containers, read_state
 
+LOG = logging.getLogger("podops_webhook")
 # Same rule as podops-pull's podops_run_id.
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
 PACKAGE_RE = re.compile(r"^[^\x00-\x20\x7f]{1,255}$")
@@ -273,8 +275,13 @@ class BrokerHost(Host):
         async with self._lock:
             if time.monotonic() - self._at >= VIEW_CACHE_SECONDS:
                 try:
-                    self._view, self._view_error = await self._ask({"op": "view"}), None
+                    self._view = await self._ask({"op": "view"})
+                    if self._view_error:
+                        LOG.info("the run broker answers again")
+                    self._view_error = None
                 except BrokerError as exc:
+                    if str(exc) != self._view_error:  # once per new error, not once per /health request
+                        LOG.warning("%s", exc)
                     self._view_error = str(exc)
                 self._at = time.monotonic()
         if self._view is None:
