@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import socket
 import stat
@@ -22,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import REPO_ROOT
 from webhook_helpers import request, sign
 
@@ -50,6 +52,12 @@ def playbook(base: Path, port: int, *args: str) -> subprocess.CompletedProcess:
         "podops_state_dir": str(base / "state"),
         "podops_webhook_unit_dir": str(base / "units"),
         "podops_webhook_listen": {"a": f"127.0.0.1:{port}", "b": "127.0.0.1:1"},
+        # An existing user, so the test creates none on this machine; the shim's folder and socket are the test's own.
+        "podops_webhook_user": "daemon",
+        "podops_webhook_group": "daemon",
+        "podops_webhook_create_user": False,
+        "podops_webhook_db_dir": str(base / "db"),
+        "podops_webhook_broker_socket": str(base / "run" / "run.sock"),
     }
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1", PYTHONDONTWRITEBYTECODE="1")
     proc = subprocess.run(
@@ -96,6 +104,11 @@ def test_role_installs_shim_secret_and_unit_and_is_idempotent(installed):
         assert len((opt / "etc" / name).read_text().strip()) >= 40
     assert (opt / "etc" / "webhook.secret").read_text() != (opt / "etc" / "webhook-status.token").read_text()
     assert stat.S_IMODE((base / "state").stat().st_mode) == 0o700
+    db = (base / "db").stat()
+    assert stat.S_IMODE(db.st_mode) == 0o700 and db.st_uid == pwd.getpwnam("daemon").pw_uid, "the shim's folder is its user's"
+    config = yaml.safe_load((opt / "etc" / "webhook.yml").read_text())
+    assert config["broker_socket"] == str(base / "run" / "run.sock") and config["db_path"] == str(base / "db" / "webhook.sqlite3")
+    assert (opt / "webhook" / "broker" / "podops_webhook" / "broker.py").is_file()
     assert changed(first) > 0
     assert changed(second) == 0, "second run changed something"
     secret = (opt / "etc" / "webhook.secret").read_text()
@@ -110,8 +123,12 @@ def test_unit_passes_systemd_analyze_verify(installed):
     assert analyze, "systemd-analyze is missing: run `make setup` as root (it installs systemd)"
     unit = (base / "units" / "podops-webhook@.service").read_text()
     assert "LoadCredential=webhook-secret:" in unit and "KillMode=mixed" in unit and "--slot %i" in unit
-    proc = subprocess.run([analyze, "verify", str(base / "units" / "podops-webhook@a.service")], capture_output=True, text=True, check=False)
-    ours = [line for line in proc.stderr.splitlines() if "podops-webhook" in line]  # not other units' noise
+    assert "User=daemon" in unit and "NoNewPrivileges=yes" in unit and "CapabilityBoundingSet=\n" in unit and "ProtectSystem=strict" in unit
+    socket_unit = (base / "units" / "podops-run.socket").read_text()
+    assert "SocketGroup=daemon" in socket_unit and "SocketMode=0660" in socket_unit and "Accept=yes" in socket_unit
+    units = [base / "units" / name for name in ("podops-webhook@a.service", "podops-run.socket", "podops-run@0.service")]
+    proc = subprocess.run([analyze, "verify", *map(str, units)], capture_output=True, text=True, check=False)
+    ours = [line for line in proc.stderr.splitlines() if "podops-webhook" in line or "podops-run" in line]  # not other units' noise
     assert proc.returncode == 0 and not ours, proc.stderr
 
 
@@ -125,6 +142,30 @@ def test_installed_shim_starts_from_the_role_config(installed, tmp_path):
     shutil.copy(opt / "etc" / "webhook-status.token", creds / "webhook-status-token")
     env = dict(os.environ, CREDENTIALS_DIRECTORY=str(creds), PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTHONPATH", None)
+    sock = base / "run" / "run.sock"
+    sock.parent.mkdir(exist_ok=True)
+    # podops-run.socket's work, done by systemd's own socket activation (no systemd as PID 1 here)
+    broker = subprocess.Popen(
+        [
+            "systemd-socket-activate",
+            "--inetd",
+            "--accept",
+            "--listen",
+            str(sock),
+            sys.executable,
+            "-m",
+            "podops_webhook.broker",
+            "--config",
+            str(opt / "etc" / "webhook.yml"),
+        ],
+        cwd=opt / "webhook" / "broker",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 15
+    while not sock.exists():
+        assert time.monotonic() < deadline and broker.poll() is None, "the broker's socket did not appear"
+        time.sleep(0.05)
     proc = subprocess.Popen(
         [sys.executable, "-m", "podops_webhook", "--config", str(opt / "etc" / "webhook.yml"), "--slot", "a"],
         cwd=opt / "webhook" / "slot-a",
@@ -138,7 +179,7 @@ def test_installed_shim_starts_from_the_role_config(installed, tmp_path):
         while True:
             assert proc.poll() is None, proc.stdout.read().decode()
             try:
-                urllib.request.urlopen(url + "/health", timeout=1).read()
+                health = json.loads(urllib.request.urlopen(url + "/health", timeout=1).read())
                 break
             except OSError:
                 assert time.monotonic() < deadline
@@ -148,9 +189,12 @@ def test_installed_shim_starts_from_the_role_config(installed, tmp_path):
         headers = {"Content-Type": "application/json", "X-GitHub-Event": "ping", "X-GitHub-Delivery": "role-ping-1"}
         pong = request(url + "/hooks/github", data=body, headers={**headers, "X-Hub-Signature-256": "sha256=" + sign(body, secret)}, method="POST")
         assert pong.status == 200 and pong.json["status"] == "pong", pong
+        assert health["status"] == "ok" and health["marker"] == "absent", "the broker answered the shim's view"
         token = (opt / "etc" / "webhook-status.token").read_text().strip()
         assert request(url + "/api/status").status == 401
         assert request(url + "/api/status", headers={"Authorization": f"Bearer {token}"}).status == 200
     finally:
         proc.terminate()
+        broker.terminate()
+        broker.wait(timeout=10)
         assert proc.wait(timeout=20) == 0
