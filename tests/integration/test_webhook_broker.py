@@ -103,7 +103,15 @@ def broker_and_shim(tmp_path_factory):
     sock_path = str(run_dir / "run.sock")
     os.chown(home, nobody().pw_uid, nobody().pw_gid)
 
-    shim = Shim(home, reconcile_command=recorder(root_side, state), repo_dir=repo, state_dir=state, debounce_seconds=0.05, broker_socket=sock_path)
+    shim = Shim(
+        home,
+        reconcile_command=recorder(root_side, state),
+        repo_dir=repo,
+        state_dir=state,
+        debounce_seconds=0.05,
+        broker_socket=sock_path,
+        project_prefix=f"brk{os.getpid()}-",
+    )
     shim.config["listen"] = {"a": f"127.0.0.1:{shim.port}", "b": "127.0.0.1:1"}
     shim.config["collections_path"] = str(COLLECTIONS)
     write_secret(Path(shim.config["secret_file"]), SECRET)
@@ -215,3 +223,28 @@ def test_the_broker_refuses_what_the_shim_must_not_ask(broker_and_shim, request_
         _output, result = ask(shim.sock_path, request_line)
     assert message in result.get("error", ""), result
     assert len(recorded(shim.root_side)) == before, "a refused request ran nothing"
+
+
+def test_without_the_broker_a_delivery_is_refused_for_now_and_nothing_is_kept(tmp_path):
+    """The broker is down (no socket): health says unknown, a delivery that needs the repo gets 503 (the git
+    host delivers it again), nothing is stored and nothing runs."""
+    state = tmp_path / "state"
+    shim = Shim(
+        tmp_path / "shim", reconcile_command=recorder(tmp_path, state), repo_dir=tmp_path / "repo", state_dir=state, broker_socket=str(tmp_path / "none.sock")
+    )
+    shim.config["listen"] = {"a": f"127.0.0.1:{shim.port}", "b": "127.0.0.1:1"}
+    shim.config_file.write_text(json.dumps(shim.config))
+    shim.start("--slot", "a")
+    try:
+        health = shim.get("/health")
+        assert health.status == 503 and "none.sock" not in health.body.decode(), health
+        package = {"action": "published", "package": {"name": "app", "namespace": "team", "package_type": "container"}}
+        refused = shim.post("/hooks/github", {**package, "registry_package": package["package"]}, event="registry_package", delivery="d-broker-down")
+        assert refused.status == 503 and refused.headers.get("Retry-After"), refused
+        assert shim.post("/redeploy-and-update/web", {"action": "published"}, event="package").status in (503, 404)
+        redelivered = shim.post("/hooks/github", {**package, "registry_package": package["package"]}, event="registry_package", delivery="d-broker-down")
+        assert redelivered.status == 503, "the refused delivery was not kept as handled"
+        assert "run broker" in shim.log()
+    finally:
+        assert shim.stop() == 0, shim.log()
+    assert recorded(tmp_path) == []

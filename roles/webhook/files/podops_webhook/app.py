@@ -27,7 +27,7 @@ from aiohttp import web
 from . import __version__
 from .config import PROVIDERS, Config
 from .events import Decision, classify
-from .host import Host
+from .host import Host, HostUnavailable
 from .status import services_view
 from .store import Store
 from .verify import DELIVERY_HEADERS, AuthError, delivery_id, event_name, valid_delivery_id, verify
@@ -92,6 +92,12 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     return await request.read()  # aiohttp enforces client_max_size on chunked bodies too
 
 
+def _unavailable(exc: Exception) -> web.Response:
+    """Nothing stored, nothing run: the git host delivers again."""
+    LOG.warning("delivery not taken: %s", exc)
+    return web.json_response({"error": "podops cannot take this delivery right now; send it again"}, status=503, headers={"Retry-After": "30"})
+
+
 async def _webhook(request: web.Request, provider: str, route: str, service: str | None = None) -> web.Response:
     app = request.app
     config, store, worker = app[CONFIG], app[STORE], app[WORKER]
@@ -124,7 +130,11 @@ async def _webhook(request: web.Request, provider: str, route: str, service: str
     host = app[HOST]
     wanted: list[str] = []
     if service is not None:
-        if not await host.exists(service):
+        try:
+            known = await host.exists(service)
+        except HostUnavailable as exc:
+            return _unavailable(exc)
+        if not known:
             return _json(404, error=f"no service {service!r} in {config.services_dir}/ of the env repo")
         if event and event.lower() == "ping":
             decision = Decision("ping", "pong: the webhook reaches podops and its signature is valid")
@@ -137,7 +147,10 @@ async def _webhook(request: web.Request, provider: str, route: str, service: str
     else:
         decision = classify(provider, event, payload, config.branch)
     if decision.kind == "packages":
-        using = await host.using(decision.packages)
+        try:
+            using = await host.using(decision.packages)
+        except HostUnavailable as exc:
+            return _unavailable(exc)
         if using:
             wanted = sorted(using)
             decision.reason += f" -> redeploy {', '.join(wanted)}"

@@ -224,7 +224,11 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
     return kind, await reader.readexactly(size)
 
 
-class BrokerError(Exception):
+class HostUnavailable(Exception):
+    """What a webhook needs to know cannot be found out right now (HTTP 503: the git host retries)."""
+
+
+class BrokerError(HostUnavailable):
     """The run broker could not be reached or gave no answer."""
 
 
@@ -292,7 +296,10 @@ class BrokerHost(Host):
         return list((await self.view()).get("names") or [])
 
     async def exists(self, name: str) -> bool:
-        return SERVICE_NAME_RE.fullmatch(name) is not None and name in await self.names()
+        view = await self.view()
+        if self._view_error and self._view is None:
+            raise HostUnavailable("the run broker does not answer; the service name cannot be checked now")
+        return SERVICE_NAME_RE.fullmatch(name) is not None and name in (view.get("names") or [])
 
     async def using(self, packages: list[str]) -> dict[str, list[str]]:
         return (await self._ask({"op": "using", "packages": packages})).get("using") or {}
