@@ -12,3 +12,6 @@ _SHIM = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dir
 
 if _SHIM not in sys.path:
     sys.path.insert(0, _SHIM)
+
+
+from shimtest import setup  # noqa: E402,F401 - the fixture, importable once the shim is on sys.path

@@ -18,7 +18,7 @@ import sys
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, logs
 from .app import create_app
 from .config import SLOTS, Config, ConfigError, load
 from .host import Host, make_host
@@ -39,13 +39,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def serve(config: Config, host: Host) -> int:
-    store = Store(config.db_path)
+    store = Store(config.db_path, keep_days=config.delivery_keep_days, max_deliveries=config.max_deliveries)
     stale = store.close_stale_runs(config.slot)
     if stale:
         LOG.warning("marked %d run(s) of an earlier process of this slot as interrupted", stale)
     worker = Worker(config, store, host)
     app = create_app(config, store, worker, host)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # keepalive_timeout is also aiohttp's clock from a connection's start (or its last answer) to complete
+    # request headers: a client that trickles them is cut off then (the header read timeout).
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=config.header_timeout_seconds)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, shutdown_timeout=5)
     try:
@@ -54,6 +56,10 @@ async def serve(config: Config, host: Host) -> int:
         print(f"podops-webhook: cannot listen on {config.host}:{config.port}: {exc.strerror}", file=sys.stderr)
         await runner.cleanup()
         return 1
+    for warning in config.warnings:
+        LOG.warning("config: %s", warning)
+    if config.seed_routes:
+        LOG.info("seed routes on: POST /deploy-all-changed and /redeploy-and-update/{service} (GitHub-style signature)")
     if not config.loopback and config.status_token is None:
         LOG.warning("listening on %s without status_token_file: the status page and API answer loopback clients only", config.host)
     LOG.info("podops webhook %s listening on http://%s:%d (slot %s, state %s)", __version__, config.host, config.port, config.slot or "-", config.state_dir)
@@ -77,7 +83,7 @@ async def serve(config: Config, host: Host) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    logs.setup(logging.INFO)
     try:
         config = load(args.config, args.slot)
         # An unprivileged shim reads no compose file: the run broker does, as the user who owns podman.

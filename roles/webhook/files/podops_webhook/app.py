@@ -3,39 +3,62 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The HTTP surface: webhook routes, health, status page, JSON API and metrics.
 
-A webhook is handled in this order, and each step answers on its own when it fails, with nothing run:
-draining (503) -> content type (415) -> body size (413) -> signature (401) -> JSON (400) -> delivery id
-(400) -> service name (404) -> event/action/branch (200 ignored, ping 200) -> replay (200 duplicate) ->
-queued (202 with the run id). The signature is checked on the raw bytes before anything is parsed.
+A webhook is handled in this order, and each step answers on its own when it fails, with nothing stored
+and nothing run: draining (503) -> route off or provider without a secret (404) -> content type (415) ->
+too many unverified requests at once (503) -> body size (413) -> body read timeout (408) -> signature
+(401) -> UTF-8 JSON object, nesting depth (400) -> delivery id and event header (400) -> service name
+(404) -> event/action/branch (200 ignored, ping 200) -> replay (200 duplicate) -> queued (202 with the run
+id). The signature is checked on the raw bytes before anything is parsed.
+
+The status page, ``/api/*`` and ``/metrics`` need the status token for every method (HEAD included); the
+token is taken from ``Authorization: Bearer`` or the cookie, and from a query string only on ``GET /``,
+where it is traded for an HttpOnly, Secure, SameSite=Strict cookie. Every answer carries
+Content-Security-Policy, X-Content-Type-Options, Referrer-Policy and X-Frame-Options. Request data reaches
+the log only through ``logs.clean``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import datetime
-import hmac
 import ipaddress
 import json
 import logging
 import os
 import secrets
 import typing as t
+from dataclasses import dataclass
 
 import jinja2
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from . import __version__
 from .config import PROVIDERS, Config
 from .events import Decision, classify
 from .host import Host, HostUnavailable
+from .logs import clean
 from .status import services_view
 from .store import Store
-from .verify import DELIVERY_HEADERS, AuthError, delivery_id, event_name, valid_delivery_id, verify
+from .verify import DELIVERY_HEADERS, AuthError, delivery_id, event_name, same_secret, valid_delivery_id, valid_event_name, verify
 from .worker import Worker
 
 LOG = logging.getLogger("podops_webhook")
 TOKEN_COOKIE = "podops_status_token"  # noqa: S105 - the cookie name, not a token
-PROTECTED_PREFIXES = ("/api/", "/metrics")
+# Everything under these needs the status token, whatever the method; "/" (the page) too.
+PROTECTED_PREFIXES = ("/api", "/metrics")
+PROTECTED_ROUTES = ("/", "/api/status", "/api/runs", "/api/runs/{run_id}", "/metrics")
+SEED_ROUTES = ("/deploy-all-changed", "/redeploy-and-update/{service}")
+MAX_JSON_DEPTH = 64  # webhook payloads nest about 6 deep; json.loads alone stops at the recursion limit (500)
+# Every answer; the status page replaces the CSP with one that lets its own (nonce) style block in.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+PAGE_CSP = "default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 CONFIG: web.AppKey[Config] = web.AppKey("config", Config)
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
@@ -45,24 +68,68 @@ COUNTERS: web.AppKey[collections.Counter] = web.AppKey("counters", collections.C
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates", jinja2.Environment)
 
 
-def _json(http_status: int, /, **body: t.Any) -> web.Response:
-    return web.json_response(body, status=http_status, dumps=lambda data: json.dumps(data, sort_keys=True))
+@dataclass
+class Gate:
+    """Requests in flight whose signature is not checked yet (reading their body, or verifying it)."""
+
+    unverified: int = 0
+    health_error: str = ""  # the last /health problem logged, so a polling proxy does not flood the log
 
 
-def _clean(value: t.Any) -> str:
-    """A header value fit for one log line (no CR/LF injection)."""
-    return repr(str(value))[1:-1][:200]
+GATE: web.AppKey[Gate] = web.AppKey("gate", Gate)
+
+
+class BadBody(ValueError):
+    """The body is not a UTF-8 JSON object of sane depth (HTTP 400); the message says which."""
+
+
+def _json(http_status: int, /, headers: dict | None = None, **body: t.Any) -> web.Response:
+    return web.json_response(body, status=http_status, headers=headers, dumps=lambda data: json.dumps(data, sort_keys=True))
+
+
+def parse_payload(raw: bytes) -> dict:
+    """The body as a JSON object: strict UTF-8 (no UTF-16/32 guessing, no BOM), at most MAX_JSON_DEPTH deep."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadBody(f"body is not UTF-8 (byte {exc.start}); webhooks send UTF-8 JSON") from None
+    try:
+        payload = json.loads(text)
+    except RecursionError:
+        raise BadBody(f"body is JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:  # JSONDecodeError, and int() refusing a number of thousands of digits
+        raise BadBody(f"body is not valid JSON: {exc}") from None
+    if _depth_over(payload, MAX_JSON_DEPTH):
+        raise BadBody(f"body is JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    if not isinstance(payload, dict):
+        raise BadBody("body must be a JSON object")
+    return payload
+
+
+def _depth_over(value: t.Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 # ---------------------------------------------------------------- health and A/B
-async def health(config: Config, worker: Worker, host: Host) -> tuple[int, dict]:
+async def health(config: Config, worker: Worker, host: Host, gate: Gate | None = None) -> tuple[int, dict]:
+    """/health: no paths and no exception text in the answer (anyone may ask); the detail goes to the log."""
     if worker.draining:
         return 503, {"status": "draining", "slot": config.slot, "reason": "this instance is stopping; its run in progress finishes first"}
     if config.slot is None:
         return 200, {"status": "ok", "slot": None}
     marker, error = await host.marker()
     if error:
-        return 503, {"status": "unknown", "slot": config.slot, "reason": error}
+        if gate is not None and gate.health_error != error:  # once per new error, not once per probe
+            gate.health_error = error
+            LOG.warning("health: %s", clean(error, limit=500))
+        return 503, {"status": "unknown", "slot": config.slot, "reason": "the A/B marker is unreadable; the shim's log says why"}
     if marker is None:
         return 200, {"status": "ok", "slot": config.slot, "marker": "absent"}
     active = marker.get("active")
@@ -72,7 +139,7 @@ async def health(config: Config, worker: Worker, host: Host) -> tuple[int, dict]
 
 
 async def handle_health(request: web.Request) -> web.Response:
-    code, body = await health(request.app[CONFIG], request.app[WORKER], request.app[HOST])
+    code, body = await health(request.app[CONFIG], request.app[WORKER], request.app[HOST], request.app[GATE])
     return _json(code, **body)
 
 
@@ -94,38 +161,72 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
 
 def _unavailable(exc: Exception) -> web.Response:
     """Nothing stored, nothing run: the git host delivers again."""
-    LOG.warning("delivery not taken: %s", exc)
+    LOG.warning("delivery not taken: %s", clean(exc, limit=500))
     return web.json_response({"error": "podops cannot take this delivery right now; send it again"}, status=503, headers={"Retry-After": "30"})
+
+
+def _rejected(request: web.Request, status: int, reason: str) -> None:
+    LOG.warning("rejected %s %s from %s: %d %s", clean(request.method), clean(request.path), clean(request.remote), status, clean(reason))
+
+
+async def _verified_body(request: web.Request, provider: str) -> bytes | web.Response:
+    """The raw body once its signature is valid, or the answer saying why not. Counts as unverified while
+    it runs: more than max_unverified_requests at once get 503 before anything is read."""
+    app = request.app
+    config, gate = app[CONFIG], app[GATE]
+    if gate.unverified >= config.max_unverified_requests:
+        _rejected(request, 503, "too many unverified requests at once")
+        return _json(
+            503, headers={"Retry-After": "5"}, error=f"more than max_unverified_requests ({config.max_unverified_requests}) unverified requests at once"
+        )
+    gate.unverified += 1
+    try:
+        try:
+            raw = await asyncio.wait_for(_read_body(request, config.max_body_bytes), config.body_timeout_seconds)
+        except web.HTTPRequestEntityTooLarge:
+            return _json(413, error=f"body larger than max_body_bytes ({config.max_body_bytes} bytes)")
+        except TimeoutError:
+            _rejected(request, 408, "body not received in time")
+            response = _json(408, error=f"the body did not arrive within body_timeout_seconds ({config.body_timeout_seconds:g} s)")
+            response.force_close()
+            return response
+        except (RequestPayloadError, ConnectionError) as exc:
+            _rejected(request, 400, f"body unreadable: {exc}")
+            return _json(400, error="the body could not be read (broken chunked encoding or a connection cut short)")
+        try:
+            verify(provider, request.headers, raw, config.secrets[provider])
+        except AuthError as exc:
+            _rejected(request, 401, str(exc))
+            return _json(401, error=str(exc))
+        return raw
+    finally:
+        gate.unverified -= 1
 
 
 async def _webhook(request: web.Request, provider: str, route: str, service: str | None = None) -> web.Response:
     app = request.app
     config, store, worker = app[CONFIG], app[STORE], app[WORKER]
     if worker.draining:
-        return web.json_response({"error": "this instance is stopping; send again (the other slot takes it)"}, status=503, headers={"Retry-After": "5"})
+        return _json(503, headers={"Retry-After": "5"}, error="this instance is stopping; send again (the other slot takes it)")
+    if provider not in config.secrets:
+        return _json(404, error=f"no secret is configured for {provider}: set provider_secret_files.{provider} (or secret_file) in the config")
     if request.content_type != "application/json":
         return _json(415, error=f"content type {request.content_type or 'none'!r} is not accepted: set the webhook's content type to application/json")
+    raw = await _verified_body(request, provider)
+    if isinstance(raw, web.Response):
+        return raw
     try:
-        raw = await _read_body(request, config.max_body_bytes)
-    except web.HTTPRequestEntityTooLarge:
-        return _json(413, error=f"body larger than max_body_bytes ({config.max_body_bytes} bytes)")
-    try:
-        verify(provider, request.headers, raw, config.secrets[provider])
-    except AuthError as exc:
-        LOG.warning("rejected %s %s from %s: %s", request.method, request.path, request.remote, exc)
-        return _json(401, error=str(exc))
-    try:
-        payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return _json(400, error=f"body is not valid JSON: {exc}")
-    if not isinstance(payload, dict):
-        return _json(400, error="body must be a JSON object")
+        payload = parse_payload(raw)
+    except BadBody as exc:
+        return _json(400, error=str(exc))
     delivery = delivery_id(provider, request.headers)
     if delivery is None and route.startswith("/hooks/"):
         return _json(400, error=f"no delivery id header ({', '.join(DELIVERY_HEADERS[provider])}); it is needed to recognise replays")
     if delivery is not None and not valid_delivery_id(delivery):
         return _json(400, error="the delivery id header holds characters other than letters, digits and . _ : -")
     event = event_name(provider, request.headers)
+    if event and not valid_event_name(event):
+        return _json(400, error="the event header must be a short ASCII name (letters, digits, space and . _ : -)")
 
     host = app[HOST]
     wanted: list[str] = []
@@ -160,7 +261,7 @@ async def _webhook(request: web.Request, provider: str, route: str, service: str
     kind = {"reconcile": "queued", "packages": "queued", "service": "queued"}.get(decision.kind, decision.kind)
     record_id = delivery or f"local-{secrets.token_hex(8)}"
     earlier = store.claim_delivery(record_id, provider, event, route, kind, decision.reason, config.slot)
-    LOG.info("delivery %s %s event=%s -> %s (%s)", _clean(record_id), route, _clean(event or "-"), "duplicate" if earlier else kind, _clean(decision.reason))
+    LOG.info("delivery %s %s event=%s -> %s (%s)", clean(record_id), route, clean(event or "-"), "duplicate" if earlier else kind, clean(decision.reason))
     if earlier is not None:
         return _json(200, status="duplicate", delivery=record_id, reason=f"delivery {record_id} was already handled ({earlier}); nothing run again")
     if decision.kind in ("ping", "ignore"):
@@ -184,16 +285,60 @@ async def handle_redeploy(request: web.Request) -> web.Response:
     return await _webhook(request, "github", "/redeploy-and-update", service=request.match_info["service"])
 
 
+async def handle_seed_off(request: web.Request) -> web.Response:
+    return _json(
+        404,
+        error="this is a route of the seed's deploy server, off by default: set seed_routes: true in the shim's config "
+        "(role podops.gitops.webhook: podops_webhook_seed_routes: true) to serve it, or use /hooks/github",
+    )
+
+
 # ---------------------------------------------------------------- status page, API, metrics
+def _offered_token(request: web.Request) -> str:
+    offered = request.headers.get("Authorization", "")
+    if offered[:7].lower() == "bearer ":
+        return offered[7:].strip()
+    try:
+        return request.cookies.get(TOKEN_COOKIE, "")
+    except Exception:  # noqa: BLE001 - a cookie header that does not parse is no token
+        return ""
+
+
 def _authorized(request: web.Request, config: Config) -> bool:
     if config.status_token is None:
         try:
             return ipaddress.ip_address(request.remote or "").is_loopback
         except ValueError:
             return False
-    offered = request.headers.get("Authorization", "")
-    token = offered[7:].strip() if offered.lower().startswith("bearer ") else request.cookies.get(TOKEN_COOKIE, "")
-    return bool(token) and hmac.compare_digest(token.encode(), config.status_token)
+    token = _offered_token(request)
+    return bool(token) and same_secret(token, config.status_token)
+
+
+def _protected(request: web.Request) -> bool:
+    """The page, the API and the metrics: by path (whatever the method, matched or not) and by route."""
+    if request.path == "/" or request.path.startswith(PROTECTED_PREFIXES):
+        return True
+    resource = request.match_info.route.resource
+    return resource is not None and resource.canonical in PROTECTED_ROUTES
+
+
+def _check_token(request: web.Request, config: Config) -> None:
+    """Raise the answer for a request to a protected path that may not have it; return when it may."""
+    query_token = request.query.get("token")
+    if query_token is not None and request.path == "/" and request.method == "GET" and config.status_token:
+        if same_secret(query_token, config.status_token):
+            # the one place a token in a URL is taken: traded for a cookie, and the URL without it
+            response = web.HTTPSeeOther("/")
+            response.set_cookie(TOKEN_COOKIE, query_token, httponly=True, secure=True, samesite="Strict", path="/", max_age=30 * 86400)
+            raise response
+        _rejected(request, 401, "wrong status token in the query string")
+        raise web.HTTPUnauthorized(text="wrong status token\n")
+    if _authorized(request, config):
+        return
+    if config.status_token is None:
+        raise web.HTTPForbidden(text="the status page and API are served to loopback clients only; set status_token_file to serve them elsewhere\n")
+    where = "" if query_token is None else " (a ?token= is accepted only by GET /, where it sets a cookie)"
+    raise web.HTTPUnauthorized(text=f"send the status token: Authorization: Bearer <token>, or open /?token=<token> once in a browser{where}\n")
 
 
 @web.middleware
@@ -202,22 +347,24 @@ async def guard(request: web.Request, handler: t.Callable) -> web.StreamResponse
     config = request.app[CONFIG]
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
     try:
-        if request.method == "GET" and (request.path == "/" or request.path.startswith(PROTECTED_PREFIXES)):
-            query_token = request.query.get("token")
-            if query_token is not None and config.status_token and request.path == "/" and hmac.compare_digest(query_token.encode(), config.status_token):
-                response = web.HTTPSeeOther("/")
-                response.set_cookie(TOKEN_COOKIE, query_token, httponly=True, samesite="Strict", path="/", max_age=30 * 86400)
-                raise response
-            if not _authorized(request, config):
-                if config.status_token is None:
-                    raise web.HTTPForbidden(text="the status page and API are served to loopback clients only; set status_token_file to serve them elsewhere\n")
-                raise web.HTTPUnauthorized(text="send the status token: Authorization: Bearer <token>, or open /?token=<token> once\n")
+        if _protected(request):
+            _check_token(request, config)
         response = await handler(request)
     except web.HTTPException as exc:
         counters[(route, exc.status)] += 1
         raise
+    except Exception as exc:
+        counters[(route, 500)] += 1
+        LOG.exception("%s %s failed: %s", clean(request.method), clean(request.path), clean(exc))
+        return _json(500, error="internal error; the shim's log has the details")
     counters[(route, response.status)] += 1
     return response
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    response.headers.setdefault("Cache-Control", "no-store")
 
 
 def _ago(value: str | None) -> str:
@@ -250,7 +397,7 @@ def _duration(run: dict) -> str:
 async def _status(app: web.Application) -> dict[str, t.Any]:
     config, store, worker = app[CONFIG], app[STORE], app[WORKER]
     host = app[HOST]
-    code, body = await health(config, worker, host)
+    code, body = await health(config, worker, host, app[GATE])
     return {
         "version": __version__,
         "slot": config.slot,
@@ -277,8 +424,13 @@ async def handle_page(request: web.Request) -> web.Response:
             if run["id"] == worker.current.id:
                 run["log"] = worker.current_log.text()
     busy = any(run["status"] in ("queued", "running") for run in runs)
-    html = app[TEMPLATES].get_template("status.html.j2").render(status=status, runs=runs, busy=busy, refresh=3, ago=_ago, when=_when, duration=_duration)
-    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+    nonce = secrets.token_urlsafe(18)
+    html = (
+        app[TEMPLATES]
+        .get_template("status.html.j2")
+        .render(status=status, runs=runs, busy=busy, refresh=3, ago=_ago, when=_when, duration=_duration, nonce=nonce)
+    )
+    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store", "Content-Security-Policy": PAGE_CSP.format(nonce=nonce)})
 
 
 async def handle_api_status(request: web.Request) -> web.Response:
@@ -297,7 +449,7 @@ async def handle_api_run(request: web.Request) -> web.Response:
     store, worker = request.app[STORE], request.app[WORKER]
     run = store.run(request.match_info["run_id"])
     if run is None:
-        return _json(404, error=f"no run {request.match_info['run_id']!r}")
+        return _json(404, error=f"no run {request.match_info['run_id'][:100]!r}")
     if worker.current and worker.current.id == run["id"] and worker.current_log:
         run["log"] = worker.current_log.text()
     return _json(200, **run)
@@ -317,7 +469,7 @@ def _rss_bytes() -> int:
 async def handle_metrics(request: web.Request) -> web.Response:
     app = request.app
     config, store, worker = app[CONFIG], app[STORE], app[WORKER]
-    code, _body = await health(config, worker, app[HOST])
+    code, _body = await health(config, worker, app[HOST], app[GATE])
     lines = [
         "# HELP podops_webhook_info The shim's version and slot.",
         "# TYPE podops_webhook_info gauge",
@@ -338,6 +490,9 @@ async def handle_metrics(request: web.Request) -> web.Response:
         "# HELP podops_webhook_run_queued 1 while a coalesced run waits.",
         "# TYPE podops_webhook_run_queued gauge",
         f"podops_webhook_run_queued {int(worker.pending is not None)}",
+        "# HELP podops_webhook_unverified_in_flight Webhook requests being read or verified now (capped by max_unverified_requests).",
+        "# TYPE podops_webhook_unverified_in_flight gauge",
+        f"podops_webhook_unverified_in_flight {app[GATE].unverified}",
     ]
     last = store.last_finished()
     if last:
@@ -370,14 +525,20 @@ def create_app(config: Config, store: Store, worker: Worker, host: Host) -> web.
     app[WORKER] = worker
     app[HOST] = host
     app[COUNTERS] = collections.Counter()
+    app[GATE] = Gate()
+    app.on_response_prepare.append(_security_headers)
     app[TEMPLATES] = jinja2.Environment(
         loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
     app.router.add_post("/hooks/{provider}", handle_hook)
-    app.router.add_post("/deploy-all-changed", handle_deploy_all)
-    app.router.add_post("/redeploy-and-update/{service}", handle_redeploy)
+    if config.seed_routes:
+        app.router.add_post("/deploy-all-changed", handle_deploy_all)
+        app.router.add_post("/redeploy-and-update/{service}", handle_redeploy)
+    else:
+        for path in SEED_ROUTES:
+            app.router.add_route("*", path, handle_seed_off)
     app.router.add_get("/health", handle_health)
     app.router.add_get("/ready", handle_ready)
     app.router.add_get("/", handle_page)

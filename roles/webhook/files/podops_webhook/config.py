@@ -47,6 +47,18 @@ SCHEMA: dict[str, tuple[tuple[type, ...], t.Any]] = {
     "environment": ((dict,), {}),
     "ab_name": ((str,), "webhook"),
     "broker_socket": ((str,), ""),
+    # the seed's routes (POST /deploy-all-changed, /redeploy-and-update/{service}): off unless asked for
+    "seed_routes": ((bool,), False),
+    # a connection must deliver its request headers this soon after it opened (or after the previous answer)
+    "header_timeout_seconds": ((int, float), 5.0),
+    # ... and a webhook its whole body this soon after the headers
+    "body_timeout_seconds": ((int, float), 10.0),
+    # webhook requests read but not verified yet, at once; more get 503
+    "max_unverified_requests": ((int,), 32),
+    # the replay guard: delivery ids kept this many days, at most max_deliveries of those that started runs
+    # (and a tenth as many of pings and ignored ones, so those cannot push the others out)
+    "delivery_keep_days": ((int, float), 30),
+    "max_deliveries": ((int,), 50000),
 }
 
 
@@ -79,6 +91,13 @@ class Config:
     environment: dict[str, str]
     ab_name: str
     broker_socket: str = ""
+    seed_routes: bool = False
+    header_timeout_seconds: float = 5.0
+    body_timeout_seconds: float = 10.0
+    max_unverified_requests: int = 32
+    delivery_keep_days: float = 30
+    max_deliveries: int = 50000
+    warnings: list[str] = field(default_factory=list)  # logged at start
     secrets: dict[str, bytes] = field(repr=False, default_factory=dict)  # provider -> secret
     status_token: bytes | None = field(repr=False, default=None)
     secret_paths: dict[str, str] = field(default_factory=dict)
@@ -162,6 +181,26 @@ def read_secret_file(path: str, key: str) -> bytes:
     return value
 
 
+def _check_gitlab_secret(path: str, secrets: dict[str, bytes], provider_files: dict) -> list[str]:
+    """GitLab sends its secret in plain text (``X-Gitlab-Token``): whoever sees one delivery has it. If it
+    were also the HMAC key of another provider's route, a leaked GitLab token would sign GitHub deliveries.
+    A config that names per-provider secrets (the role's default) is refused then; the older one-secret
+    config (``secret_file`` only) still loads, with a warning that says how to split it."""
+    gitlab = secrets.get("gitlab")
+    shared = sorted(other for other, value in secrets.items() if other != "gitlab" and gitlab is not None and value == gitlab)
+    if not shared:
+        return []
+    if provider_files:
+        raise ConfigError(
+            f"{path}: the gitlab secret is the same as the {', '.join(shared)} secret. GitLab sends its token in plain text, so a leaked "
+            "GitLab token would sign deliveries of the other routes: give gitlab a secret of its own in provider_secret_files"
+        )
+    return [
+        f"one secret_file for every provider: a leaked GitLab token (GitLab sends it in plain text) would also sign {', '.join(shared)} "
+        "deliveries; give each provider its own secret with provider_secret_files (role podops.gitops.webhook does by default)"
+    ]
+
+
 def load(path: str, slot: str | None = None, broker: bool = False) -> Config:
     """Read and validate the config file, and load the secrets it names. ``broker``: for the run broker,
     which listens nowhere and needs no secret (it reads none)."""
@@ -191,8 +230,10 @@ def load(path: str, slot: str | None = None, broker: bool = False) -> Config:
         value = raw.get(key, default)
         if value is None:
             value = default
-        if isinstance(value, bool) or not isinstance(value, types):
-            names = " or ".join("number" if tp is float else {str: "string", int: "integer", dict: "mapping", list: "list"}[tp] for tp in types)
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            names = " or ".join(
+                "number" if tp is float else {bool: "boolean (true or false)", str: "string", int: "integer", dict: "mapping", list: "list"}[tp] for tp in types
+            )
             raise ConfigError(f"{path}: {key} must be a {names}, not {type(value).__name__} {value!r}")
         values[key] = value.copy() if isinstance(value, (dict, list)) else value
 
@@ -217,7 +258,17 @@ def load(path: str, slot: str | None = None, broker: bool = False) -> Config:
             raise ConfigError(f"{path}: {key} must be an absolute path, not {values[key]!r}")
     if os.path.isabs(values["services_dir"]) or ".." in values["services_dir"].split("/"):
         raise ConfigError(f"{path}: services_dir is a folder inside repo_dir (like 'services'), not {values['services_dir']!r}")
-    for key in ("max_body_bytes", "max_log_bytes", "keep_runs", "run_timeout_seconds"):
+    for key in (
+        "max_body_bytes",
+        "max_log_bytes",
+        "keep_runs",
+        "run_timeout_seconds",
+        "header_timeout_seconds",
+        "body_timeout_seconds",
+        "max_unverified_requests",
+        "delivery_keep_days",
+        "max_deliveries",
+    ):
         if values[key] <= 0:
             raise ConfigError(f"{path}: {key} must be greater than 0")
     if values["debounce_seconds"] < 0 or values["debounce_max_seconds"] < values["debounce_seconds"]:
@@ -245,6 +296,7 @@ def load(path: str, slot: str | None = None, broker: bool = False) -> Config:
             secrets[provider] = read[secret_paths[provider]]
     if not secret_paths and not broker:
         raise ConfigError(f"{path}: secret_file is not set: the shim never accepts unsigned webhooks; point it at a file holding the webhook secret")
+    warnings = _check_gitlab_secret(path, secrets, provider_files)
     token = None
     token_path = ""
     if values["status_token_file"] and not broker:
@@ -275,6 +327,13 @@ def load(path: str, slot: str | None = None, broker: bool = False) -> Config:
         environment={k: str(v) for k, v in environment.items()},
         ab_name=values["ab_name"],
         broker_socket=values["broker_socket"],
+        seed_routes=values["seed_routes"],
+        header_timeout_seconds=float(values["header_timeout_seconds"]),
+        body_timeout_seconds=float(values["body_timeout_seconds"]),
+        max_unverified_requests=values["max_unverified_requests"],
+        delivery_keep_days=float(values["delivery_keep_days"]),
+        max_deliveries=values["max_deliveries"],
+        warnings=warnings,
         secrets=secrets,
         status_token=token,
         secret_paths=secret_paths,

@@ -16,10 +16,12 @@ hooks that keep getting 4xx):
 
 from __future__ import annotations
 
+import re
 import typing as t
 from dataclasses import dataclass, field
 
 HANDLED = "push, package, registry_package, release, ping"
+COMMIT_RE = re.compile(r"^[0-9a-fA-F]{7,64}$")
 
 
 @dataclass
@@ -62,6 +64,8 @@ def _push(provider: str, payload: dict, branch: str) -> Decision:
     commit = _str(payload.get("after")) or _str(payload.get("checkout_sha")) or None
     if commit and set(commit) == {"0"}:
         return Decision("ignore", f"{ref} was deleted; nothing to deploy")
+    if commit and not COMMIT_RE.fullmatch(commit):
+        commit = None  # only ever shown and recorded, but never as anything but a commit id
     return Decision("reconcile", f"push to {ref}", commit=commit)
 
 

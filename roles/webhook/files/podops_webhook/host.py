@@ -191,8 +191,8 @@ class LocalHost(Host):
                 marker = json.load(handle)
         except FileNotFoundError:
             return None, None
-        except (OSError, ValueError):
-            return None, "the A/B marker is unreadable (the shim's log and the state folder say why)"
+        except (OSError, ValueError) as exc:  # the detail is logged; /health shows none of it (see app.health)
+            return None, f"A/B marker {self.config.marker_path} is unreadable: {exc}"
         return (marker, None) if isinstance(marker, dict) else (None, "the A/B marker is not a JSON object")
 
     async def view(self) -> dict[str, t.Any]:

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     slot TEXT
 );
 CREATE INDEX IF NOT EXISTS deliveries_run ON deliveries(run_id);
+CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries(decision, received);
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     trigger TEXT NOT NULL,
@@ -51,8 +52,12 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_queued ON runs(queued);
 """
 
-# Delivery ids are kept this long: git hosts redeliver within days (GitHub: 3, GHES: 7).
-KEEP_DELIVERIES_DAYS = 90
+# Delivery ids are kept this long by default: git hosts redeliver within days (GitHub: 3, GHES: 7).
+KEEP_DELIVERIES_DAYS = 30
+MAX_DELIVERIES = 50000
+# Deliveries that started (or joined) a run; the others (ping, ignored) are answered the same way again if
+# they come back, so they get a smaller share of the table and cannot push these out.
+RUN_DECISIONS = ("queued",)
 FINAL = ("ok", "changed", "failed", "cancelled", "interrupted", "merged")
 RUN_COLUMNS = (
     "id",
@@ -77,13 +82,27 @@ def utcnow() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def storable(value: str | None) -> str | None:
+    """Text SQLite can store as UTF-8: lone surrogates (from JSON ``\\ud800`` escapes or non-UTF-8 header
+    bytes) become backslash escapes instead of failing the INSERT."""
+    if value is None:
+        return None
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def new_run_id() -> str:
     """Sortable and unique, and valid as podops_run_id: ``20261126T123456Z-3f9a1c``."""
     return datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 class Store:
-    def __init__(self, path: str):
+    PRUNE_EVERY = 64  # claims between two prunes of the delivery table (it may be this much over its cap)
+
+    def __init__(self, path: str, keep_days: float = KEEP_DELIVERIES_DAYS, max_deliveries: int = MAX_DELIVERIES):
+        self.keep_days = keep_days
+        self.max_deliveries = max_deliveries
+        self.max_ignorable = max(100, max_deliveries // 10)
+        self._claims = 0
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -95,6 +114,7 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=10000")
         self.db.executescript(SCHEMA)
+        self.prune_deliveries()
 
     def close(self) -> None:
         self.db.close()
@@ -105,12 +125,28 @@ class Store:
         (the caller answers "duplicate")."""
         cursor = self.db.execute(
             "INSERT OR IGNORE INTO deliveries (id, provider, event, route, received, decision, reason, slot) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (delivery, provider, event, route, utcnow(), decision, reason, slot),
+            (storable(delivery), provider, storable(event), route, utcnow(), decision, storable(reason), slot),
         )
         if cursor.rowcount == 1:
+            self._claims += 1
+            if self._claims % self.PRUNE_EVERY == 0:
+                self.prune_deliveries()
             return None
         row = self.db.execute("SELECT decision, run_id FROM deliveries WHERE id = ?", (delivery,)).fetchone()
         return row["run_id"] or row["decision"] if row else "seen"
+
+    def prune_deliveries(self) -> None:
+        """The replay guard's bounds, independent of runs: ids older than ``keep_days`` go, and of the rest
+        the newest ``max_deliveries`` that started runs and the newest ``max_ignorable`` others are kept."""
+        cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=self.keep_days)
+        self.db.execute("DELETE FROM deliveries WHERE received < ?", (cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),))
+        runs = ", ".join("?" for _decision in RUN_DECISIONS)
+        for negate, keep in (("", self.max_deliveries), ("NOT ", self.max_ignorable)):
+            query = (
+                f"DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE decision {negate}IN ({runs}) "  # noqa: S608 - constants only
+                "ORDER BY received DESC LIMIT -1 OFFSET ?)"
+            )
+            self.db.execute(query, (*RUN_DECISIONS, keep))
 
     def link_delivery(self, delivery: str, run_id: str) -> None:
         self.db.execute("UPDATE deliveries SET run_id = ? WHERE id = ?", (run_id, delivery))
@@ -181,11 +217,10 @@ class Store:
         return cursor.rowcount
 
     def prune_runs(self, keep: int) -> None:
-        """Keep the newest ``keep`` finished runs (and their logs), and the delivery ids of the last 90 days."""
+        """Keep the newest ``keep`` finished runs (and their logs); the delivery ids have bounds of their own."""
         query = f"DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE status IN ({FINAL_SQL}) ORDER BY queued DESC LIMIT -1 OFFSET ?)"  # noqa: S608
         self.db.execute(query, (keep,))
-        cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=KEEP_DELIVERIES_DAYS)
-        self.db.execute("DELETE FROM deliveries WHERE received < ?", (cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),))
+        self.prune_deliveries()
 
     def _run(self, row: sqlite3.Row, with_log: bool) -> dict:
         run = {key: row[key] for key in RUN_COLUMNS}

@@ -18,6 +18,8 @@ import typing as t
 
 HEX_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 DELIVERY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+# Event names are short ASCII words: "push", "registry_package", GitLab's "Tag Push Hook".
+EVENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,63}$")
 
 # provider -> (signature headers in order of preference, kind: prefixed | hex | token)
 SIGNATURE: dict[str, tuple[tuple[str, ...], str]] = {
@@ -52,6 +54,14 @@ def _first(headers: t.Mapping[str, str], names: t.Iterable[str]) -> tuple[str, s
     return None
 
 
+def same_secret(offered: str | bytes, expected: bytes) -> bool:
+    """Constant-time comparison that does not even leak the length: the SHA-256 digests of both sides are
+    compared, never the values. Header values that held non-UTF-8 bytes (surrogate escapes) compare too."""
+    if isinstance(offered, str):
+        offered = offered.encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(hashlib.sha256(offered).digest(), hashlib.sha256(expected).digest())
+
+
 def signature_hex(secret: bytes, raw: bytes) -> str:
     return hmac.new(secret, raw, hashlib.sha256).hexdigest()
 
@@ -74,7 +84,7 @@ def verify(provider: str, headers: t.Mapping[str, str], raw: bytes, secret: byte
         raise AuthError(f"missing {names[0]} header: {provider} webhooks must be configured with the secret{_other_provider_hint(provider, headers)}")
     name, value = found[0], found[1].strip()
     if kind == "token":
-        if not hmac.compare_digest(value.encode("utf-8", "surrogateescape"), secret):
+        if not same_secret(value, secret):
             raise AuthError(f"{name} does not match the configured secret")
         return
     if kind == "prefixed":
@@ -90,6 +100,10 @@ def verify(provider: str, headers: t.Mapping[str, str], raw: bytes, secret: byte
 def event_name(provider: str, headers: t.Mapping[str, str]) -> str | None:
     found = _first(headers, EVENT_HEADERS[provider])
     return found[1].strip() if found else None
+
+
+def valid_event_name(value: str) -> bool:
+    return bool(EVENT_RE.fullmatch(value))
 
 
 def delivery_id(provider: str, headers: t.Mapping[str, str]) -> str | None:
