@@ -132,11 +132,17 @@ def test_status_page_in_headless_chromium(site):
     for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"):
         options.add_argument(arg)
     options.add_experimental_option("mobileEmulation", {"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 2}})  # a phone
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         driver.set_page_load_timeout(30)
-        driver.get(f"{shim.url}/?token={TOKEN.decode()}")  # sets the cookie, redirects to /
+        driver.get(f"{shim.url}/?token={TOKEN.decode()}")  # sets the cookie (HttpOnly, Secure: kept on http://127.0.0.1), redirects to /
         assert driver.current_url.rstrip("/") == shim.url, driver.current_url
+        assert driver.find_elements(By.CSS_SELECTOR, ".service"), "the cookie did not log the browser in: " + driver.page_source[:300]
+        # the page's style block runs under its CSP nonce (a blocked style would leave body at full width)
+        assert driver.execute_script("return getComputedStyle(document.body).maxWidth") == "960px"
+        blocked = [entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]]
+        assert not blocked, blocked
         cards = {el.get_attribute("data-service"): el for el in driver.find_elements(By.CSS_SELECTOR, ".service")}
         assert set(cards) == {"web", "api"}, list(cards)
         assert cards["web"].get_attribute("data-state") == "ok"

@@ -45,7 +45,9 @@ def gate(tmp_path_factory):
     base = tmp_path_factory.mktemp("gate")
     repo = make_repo(base / "repo")
     state = base / "state"
-    shim = Shim(base / "shim", reconcile_command=recorder(base, state), repo_dir=repo, state_dir=state, max_body_bytes=MAX_BODY, debounce_seconds=0.05)
+    shim = Shim(
+        base / "shim", reconcile_command=recorder(base, state), repo_dir=repo, state_dir=state, max_body_bytes=MAX_BODY, debounce_seconds=0.05, seed_routes=True
+    )
     shim.start()
     shim.record_base = base
     yield shim

@@ -1,8 +1,10 @@
 """Role podops.gitops.webhook with real ansible-playbook on localhost, into a temporary install folder:
-check mode changes nothing; a real run installs the shim, its config, a random 0600 secret and token and
-the template unit (which `systemd-analyze verify` accepts); a second run changes nothing and keeps the
-secret; and the shim it installed starts from that config, with the secret as a systemd-style credential,
-and accepts a delivery signed with the generated secret.
+check mode changes nothing; a real run installs the shim, its config, a random 0600 secret per provider and
+a token and the template unit (which `systemd-analyze verify` accepts); a second run changes nothing and
+keeps the secrets; and the shim it installed starts from that config, with the secrets as systemd-style
+credentials (the secrets folder loaded as one credential per file), accepts a delivery signed with the
+generated GitHub secret and refuses one signed with the GitLab token. An install from before per-provider
+secrets (only webhook.secret) keeps its shared secret, with a warning.
 
 This machine has no systemd as PID 1: the role installs the unit without starting it. Starting it under
 systemd is exercised in the systemd container tests.
@@ -42,6 +44,9 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+PROVIDERS = ("github", "gitea", "forgejo", "gitlab")
 
 
 def playbook(base: Path, port: int, *args: str) -> subprocess.CompletedProcess:
@@ -98,11 +103,13 @@ def test_role_installs_shim_secret_and_unit_and_is_idempotent(installed):
     opt = base / "opt"
     assert (opt / "webhook" / "slot-a" / "podops_webhook" / "__main__.py").is_file()
     assert (opt / "webhook" / "slot-a" / "podops_webhook" / "templates" / "status.html.j2").is_file()
-    for name in ("webhook.secret", "webhook-status.token"):
-        info = (opt / "etc" / name).stat()
-        assert stat.S_IMODE(info.st_mode) == 0o600, name
-        assert len((opt / "etc" / name).read_text().strip()) >= 40
-    assert (opt / "etc" / "webhook.secret").read_text() != (opt / "etc" / "webhook-status.token").read_text()
+    files = [opt / "etc" / "webhook-secrets" / name for name in PROVIDERS] + [opt / "etc" / "webhook-status.token"]
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        assert len(path.read_text().strip()) >= 40
+    assert len({path.read_text() for path in files}) == len(files), "two providers (or a provider and the token) share a secret"
+    assert not (opt / "etc" / "webhook.secret").exists(), "a new install made the shared secret"
+    assert stat.S_IMODE((opt / "etc" / "webhook-secrets").stat().st_mode) == 0o700
     assert stat.S_IMODE((base / "state").stat().st_mode) == 0o700
     db = (base / "db").stat()
     assert stat.S_IMODE(db.st_mode) == 0o700 and db.st_uid == pwd.getpwnam("daemon").pw_uid, "the shim's folder is its user's"
@@ -111,10 +118,15 @@ def test_role_installs_shim_secret_and_unit_and_is_idempotent(installed):
     assert (opt / "webhook" / "broker" / "podops_webhook" / "broker.py").is_file()
     assert changed(first) > 0
     assert changed(second) == 0, "second run changed something"
-    secret = (opt / "etc" / "webhook.secret").read_text()
-    assert secret not in first.stdout + second.stdout, "the secret was printed"
+    for path in files:
+        assert path.read_text().strip() not in first.stdout + second.stdout, f"{path.name} was printed"
     text = "\n".join(messages(first))
-    assert f"http://127.0.0.1:{port}/hooks/github" in text and str(opt / "etc" / "webhook.secret") in text
+    assert f"http://127.0.0.1:{port}/hooks/github" in text
+    assert all(str(opt / "etc" / "webhook-secrets" / name) in text for name in PROVIDERS), text
+    assert "Seed routes" in text and "off" in text
+    config = yaml.safe_load((opt / "etc" / "webhook.yml").read_text())
+    assert config["secret_file"] == "" and config["seed_routes"] is False
+    assert config["provider_secret_files"] == {name: f"webhook-secret_{name}" for name in PROVIDERS}
 
 
 def test_unit_passes_systemd_analyze_verify(installed):
@@ -122,7 +134,8 @@ def test_unit_passes_systemd_analyze_verify(installed):
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze is missing: run `make setup` as root (it installs systemd)"
     unit = (base / "units" / "podops-webhook@.service").read_text()
-    assert "LoadCredential=webhook-secret:" in unit and "KillMode=mixed" in unit and "--slot %i" in unit
+    assert f"LoadCredential=webhook-secret:{base / 'opt' / 'etc' / 'webhook-secrets'}" in unit, unit  # a folder: one credential per file
+    assert "KillMode=mixed" in unit and "--slot %i" in unit
     assert "User=daemon" in unit and "NoNewPrivileges=yes" in unit and "CapabilityBoundingSet=\n" in unit and "ProtectSystem=strict" in unit
     socket_unit = (base / "units" / "podops-run.socket").read_text()
     assert "SocketGroup=daemon" in socket_unit and "SocketMode=0660" in socket_unit and "Accept=yes" in socket_unit
@@ -138,7 +151,8 @@ def test_installed_shim_starts_from_the_role_config(installed, tmp_path):
     opt = base / "opt"
     creds = tmp_path / "credentials"
     creds.mkdir()
-    shutil.copy(opt / "etc" / "webhook.secret", creds / "webhook-secret")
+    for name in PROVIDERS:  # what LoadCredential=webhook-secret:<folder> gives the service
+        shutil.copy(opt / "etc" / "webhook-secrets" / name, creds / f"webhook-secret_{name}")
     shutil.copy(opt / "etc" / "webhook-status.token", creds / "webhook-status-token")
     env = dict(os.environ, CREDENTIALS_DIRECTORY=str(creds), PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTHONPATH", None)
@@ -185,11 +199,16 @@ def test_installed_shim_starts_from_the_role_config(installed, tmp_path):
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
         body = b'{"zen": "role test", "hook_id": 1}'
-        secret = (opt / "etc" / "webhook.secret").read_bytes().strip()
+        secret = (opt / "etc" / "webhook-secrets" / "github").read_bytes().strip()
+        gitlab = (opt / "etc" / "webhook-secrets" / "gitlab").read_bytes().strip()
         headers = {"Content-Type": "application/json", "X-GitHub-Event": "ping", "X-GitHub-Delivery": "role-ping-1"}
         pong = request(url + "/hooks/github", data=body, headers={**headers, "X-Hub-Signature-256": "sha256=" + sign(body, secret)}, method="POST")
         assert pong.status == 200 and pong.json["status"] == "pong", pong
         assert health["status"] == "ok" and health["marker"] == "absent", "the broker answered the shim's view"
+        leaked = {**headers, "X-GitHub-Delivery": "role-ping-2", "X-Hub-Signature-256": "sha256=" + sign(body, gitlab)}
+        assert request(url + "/hooks/github", data=body, headers=leaked, method="POST").status == 401, "the GitLab token signs GitHub deliveries"
+        seed = request(url + "/deploy-all-changed", data=body, headers={**leaked, "X-Hub-Signature-256": "sha256=" + sign(body, secret)}, method="POST")
+        assert seed.status == 404 and "podops_webhook_seed_routes" in seed.json["error"], seed
         token = (opt / "etc" / "webhook-status.token").read_text().strip()
         assert request(url + "/api/status").status == 401
         assert request(url + "/api/status", headers={"Authorization": f"Bearer {token}"}).status == 200
@@ -198,3 +217,20 @@ def test_installed_shim_starts_from_the_role_config(installed, tmp_path):
         broker.terminate()
         broker.wait(timeout=10)
         assert proc.wait(timeout=20) == 0
+
+
+def test_an_install_from_before_keeps_its_shared_secret_and_is_warned(tmp_path):
+    """podops_webhook_secret_mode auto: only webhook.secret exists -> shared mode, the git hosts keep working."""
+    (tmp_path / "play.yml").write_text(PLAY)
+    (tmp_path / "opt" / "etc").mkdir(parents=True)
+    old = tmp_path / "opt" / "etc" / "webhook.secret"
+    old.write_text("an-old-shared-secret-of-an-earlier-install\n")
+    old.chmod(0o600)
+    proc = playbook(tmp_path, free_port(), "-e", '{"podops_webhook_seed_routes": true}')
+    assert old.read_text() == "an-old-shared-secret-of-an-earlier-install\n"
+    assert not (tmp_path / "opt" / "etc" / "webhook-secrets").exists()
+    config = yaml.safe_load((tmp_path / "opt" / "etc" / "webhook.yml").read_text())
+    assert config["secret_file"] == "webhook-secret" and config["provider_secret_files"] == {} and config["seed_routes"] is True
+    text = "\n".join(messages(proc))
+    assert "WARNING: one shared secret" in text and "podops_webhook_secret_mode: per_provider" in text, text
+    assert "/deploy-all-changed and /redeploy-and-update/SERVICE are served" in text
