@@ -27,6 +27,7 @@ from .store import Store
 from .worker import Worker
 
 LOG = logging.getLogger("podops_webhook")
+LINGER_SECONDS = 2.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,8 +47,10 @@ async def serve(config: Config, host: Host) -> int:
     worker = Worker(config, store, host)
     app = create_app(config, store, worker, host)
     # keepalive_timeout is also aiohttp's clock from a connection's start (or its last answer) to complete
-    # request headers: a client that trickles them is cut off then (the header read timeout).
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=config.header_timeout_seconds)
+    # request headers: a client that trickles them is cut off then (the header read timeout). After an answer
+    # that left a body unread (408, 413, 401 before the end), aiohttp reads and drops the rest for at most
+    # lingering_time before it closes.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=config.header_timeout_seconds, lingering_time=LINGER_SECONDS)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, shutdown_timeout=5)
     try:
