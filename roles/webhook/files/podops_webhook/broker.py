@@ -29,6 +29,7 @@ import socket
 import sys
 import typing as t
 
+from . import logs
 from .config import ConfigError, load
 from .host import (
     FRAME_HEADER,
@@ -107,7 +108,7 @@ async def serve_connection(host: LocalHost, reader: asyncio.StreamReader, writer
         await answer(host, request, writer)
         return 0
     except RequestError as exc:
-        LOG.warning("request refused: %s", exc)
+        LOG.warning("request refused: %s", logs.clean(exc, limit=500))  # the request came from the less trusted side
         await write_frame(writer, FRAME_RESULT, json.dumps({"error": str(exc)}).encode())
         return 2
     finally:
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="podops_webhook.broker", description="podops run broker: one request of the unprivileged shim")
     parser.add_argument("--config", required=True, help="the shim's YAML config file (root-owned)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    logs.setup(logging.INFO)
     try:
         return asyncio.run(_main(args.config))
     except (ConfigError, CollectionMissing) as exc:
