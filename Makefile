@@ -28,7 +28,7 @@ integration: setup
 # The webhook shim alone: its unit tests, its integration tests (real shim, reconcile, role, Chromium).
 webhook: setup
 	@$(ENV); python -m pytest -p no:cacheprovider tests/unit/webhook tests/integration/test_webhook_gate.py \
-	  tests/integration/test_webhook_hostile.py tests/integration/test_webhook_e2e.py tests/integration/test_webhook_package.py tests/integration/test_webhook_role.py -q $(PYTEST_ARGS)
+	  tests/integration/test_webhook_hostile.py tests/integration/test_webhook_e2e.py tests/integration/test_webhook_package.py tests/integration/test_webhook_role.py tests/integration/test_webhook_broker.py -q $(PYTEST_ARGS)
 
 sanity: setup
 	@$(ENV); sh hack/sanity.sh
