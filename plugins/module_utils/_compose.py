@@ -18,7 +18,7 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
-from ._common import COMPOSE_FILE_NAMES, PodopsError
+from ._common import COMPOSE_FILE_NAMES, TIMEOUT_DEFAULTS, PodopsError
 from ._switch import DEFAULT_UPSTREAM_TEMPLATE, SwitchConfig
 
 try:
@@ -38,7 +38,7 @@ STRATEGIES = ("recreate", "blue-green")
 SLOT_KEYS = ("ports", "health_url", "upstream_file", "upstream_template", "reload_command", "drain", "stop_timeout")
 HEALTH_DEFAULTS = {"timeout": 60.0, "samples": 2, "interval": 0.5}
 DEFAULT_ORDER = 50
-XPODOPS_KEYS = ("strategy", "health", "ignore", "order", "oneshot", "slots", "image_updates")
+XPODOPS_KEYS = ("strategy", "health", "ignore", "order", "oneshot", "slots", "image_updates", "timeouts")
 
 
 @dataclass
@@ -63,6 +63,7 @@ class Settings:
     oneshot: list[str] = field(default_factory=list)
     image_updates: bool | None = None  # None: follow podops_image_updates
     slots: dict[str, t.Any] = field(default_factory=dict)  # blue-green: x-podops.slots, validated
+    timeouts: dict[str, float] = field(default_factory=lambda: dict(TIMEOUT_DEFAULTS))  # x-podops.timeouts over the defaults
 
     @property
     def blue_green(self) -> bool:
@@ -82,6 +83,7 @@ class Settings:
             upstream_template=slots.get("upstream_template") or DEFAULT_UPSTREAM_TEMPLATE,
             reload_command=list(slots.get("reload_command") or []),
             drain=float(slots.get("drain", 2.0)),
+            reload_timeout=self.timeouts["reload"],
         )
 
     def slot_env(self, slot: str) -> dict[str, str]:
@@ -391,8 +393,27 @@ def _settings(raw: t.Any, compose_name: str, services: t.Mapping[str, t.Any]) ->
     if image_updates is not None and not isinstance(image_updates, bool):
         raise PodopsError(f"{where}.image_updates must be true or false, not {image_updates!r}")
     settings.image_updates = image_updates
+    settings.timeouts = _timeouts(raw.get("timeouts"), where)
     settings.slots = _slots(raw.get("slots"), settings, where, services)
     return settings
+
+
+def _timeouts(raw: t.Any, where: str) -> dict[str, float]:
+    """x-podops.timeouts: seconds per kind of command, over TIMEOUT_DEFAULTS."""
+    timeouts = dict(TIMEOUT_DEFAULTS)
+    if raw is None:
+        return timeouts
+    known = ", ".join(TIMEOUT_DEFAULTS)
+    if not isinstance(raw, dict):
+        raise PodopsError(f"{where}.timeouts must be a mapping of seconds, for example {{pull: 1200, up: 600}}; known keys: {known}")
+    unknown = sorted(str(key) for key in set(raw) - set(TIMEOUT_DEFAULTS))
+    if unknown:
+        raise PodopsError(f"{where}.timeouts has unknown key(s) {', '.join(unknown)}; known keys: {known}")
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise PodopsError(f"{where}.timeouts.{key} must be a number of seconds > 0, not {value!r}")
+        timeouts[key] = float(value)
+    return timeouts
 
 
 def _slots(raw: t.Any, settings: Settings, where: str, services: t.Mapping[str, t.Any]) -> dict[str, t.Any]:

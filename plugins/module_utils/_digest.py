@@ -22,7 +22,7 @@ import os
 import stat
 import typing as t
 
-from ._common import PodopsError, Runner
+from ._common import TIMEOUT_DEFAULTS, PodopsError, Runner
 
 MISSING = "missing"
 VAULT_HEADER = b"$ANSIBLE_VAULT;"
@@ -55,7 +55,7 @@ class Secrets:
 
 def git_commit(runner: Runner, repo_dir: str) -> str | None:
     """HEAD of the checkout that holds ``repo_dir``, or None when it is not a git checkout."""
-    rc, out, _err = runner(["git", "-c", f"safe.directory={os.path.realpath(repo_dir)}", "-C", repo_dir, "rev-parse", "--verify", "-q", "HEAD"])
+    rc, out, _err = runner(["git", "-c", f"safe.directory={os.path.realpath(repo_dir)}", "-C", repo_dir, "rev-parse", "--verify", "-q", "HEAD"], timeout=TIMEOUT_DEFAULTS["podman"])
     commit = out.strip()
     return commit if rc == 0 and commit else None
 
@@ -77,7 +77,8 @@ def git_tracked_files(runner: Runner, repo_dir: str, sub_dir: str) -> list[str] 
             "--cached",
             "--",
             sub_dir,
-        ]
+        ],
+        timeout=TIMEOUT_DEFAULTS["podman"],
     )
     if rc != 0:
         return None

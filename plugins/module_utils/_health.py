@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 import typing as t
 
-from ._common import PodopsError
+from ._common import TIMEOUT_DEFAULTS, PodopsError
 from ._podman import Container, Podman
 
 
@@ -62,6 +62,7 @@ def wait_healthy(
     interval: float,
     clock: t.Callable[[], float] = time.monotonic,
     sleep: t.Callable[[float], None] = time.sleep,
+    check_timeout: float = TIMEOUT_DEFAULTS["healthcheck"],
 ) -> int:
     """Block until ``samples`` consecutive good samples; raise PodopsError with the last reason on timeout.
 
@@ -73,7 +74,7 @@ def wait_healthy(
     reason = "no sample taken"
     while True:
         containers = podman.project_containers(project, not_before=time.monotonic())
-        healthy = {c.id: podman.healthcheck(c.id) for c in containers if c.state == "running" and c.health is not None}
+        healthy = {c.id: podman.healthcheck(c.id, timeout=check_timeout) for c in containers if c.state == "running" and c.health is not None}
         verdict, reason = judge_sample(containers, expected, oneshot, healthy, starts)
         starts = {c.id: c.started_at for c in containers}
         taken += 1

@@ -37,7 +37,8 @@ import time
 import typing as t
 from dataclasses import dataclass
 
-from ._common import PodopsError
+from ._common import FALLBACK_TIMEOUT, PodopsError
+from ._process import run_process
 from ._state import LOCK_ENV, write_json
 
 ENGINE_FILE = "engine.json"
@@ -220,12 +221,8 @@ def process_runner(env: t.Mapping[str, str]) -> t.Callable[..., tuple[int, str, 
     base = dict(env)
     base.update(LC_ALL="C", LANG="C")
 
-    def run(args: list[str], cwd: str | None = None, env: t.Mapping[str, str] | None = None) -> tuple[int, str, str]:
-        try:
-            result = subprocess.run(args, cwd=cwd, env={**base, **(env or {})}, capture_output=True, stdin=subprocess.DEVNULL, check=False)
-        except OSError as exc:
-            return 127, "", f"cannot run {args[0]}: {exc.strerror}"
-        return result.returncode, result.stdout.decode("utf-8", "replace"), result.stderr.decode("utf-8", "replace")
+    def run(args: list[str], cwd: str | None = None, env: t.Mapping[str, str] | None = None, timeout: float | None = None) -> tuple[int, str, str]:
+        return run_process(args, cwd=cwd, env={**base, **(env or {})}, timeout=timeout or FALLBACK_TIMEOUT)
 
     def command_environment(env: t.Mapping[str, str] | None = None) -> dict[str, str]:
         return {**base, **(env or {})}

@@ -220,7 +220,7 @@ class RecordingRunner:
         if declared:
             self.command_environment = command_environment
 
-    def __call__(self, argv, cwd=None, env=None):
+    def __call__(self, argv, cwd=None, env=None, timeout=None):
         self.calls.append((list(argv), cwd, env))
         return 0, "", ""
 

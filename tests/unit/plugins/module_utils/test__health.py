@@ -159,7 +159,7 @@ class FakePodman:
     def project_containers(self, project, not_before):
         return self.containers(project=project)
 
-    def healthcheck(self, container_id):
+    def healthcheck(self, container_id, timeout=None):
         self.healthchecks.append(container_id)
         return self.health_results.pop(0) if len(self.health_results) > 1 else self.health_results[0]
 

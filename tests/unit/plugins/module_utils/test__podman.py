@@ -27,7 +27,7 @@ class FakeRunner:
         self.answers = answers
         self.calls = []
 
-    def __call__(self, argv, cwd=None):
+    def __call__(self, argv, cwd=None, timeout=None):
         self.calls.append(list(argv))
         return self.answers[argv[1]]
 
