@@ -419,6 +419,10 @@ def test_x_podops_partial_health_keeps_other_defaults(tmp_path):
         ({"order": True}, [".order must be an integer (lower deploys first), not True"]),
         ({"oneshot": ["migrat"]}, [".oneshot must list compose services of this file that may exit with code 0"]),
         ({"oneshot": "migrate"}, [".oneshot must list compose services of this file"]),
+        ({"timeouts": 600}, [".timeouts must be a mapping of seconds, for example {pull: 1200, up: 600}"]),
+        ({"timeouts": {"upp": 600}}, [".timeouts has unknown key(s) upp", "known keys: pull, up, down, podman, healthcheck, reload"]),
+        ({"timeouts": {"up": 0}}, [".timeouts.up must be a number of seconds > 0, not 0"]),
+        ({"timeouts": {"pull": "long"}}, [".timeouts.pull must be a number of seconds > 0, not 'long'"]),
     ],
 )
 def test_x_podops_errors(tmp_path, xpodops, fragments):
@@ -429,6 +433,13 @@ def test_x_podops_errors(tmp_path, xpodops, fragments):
     assert message.startswith("compose.yaml: x-podops")
     for fragment in fragments:
         assert fragment in message
+
+
+def test_x_podops_timeouts_override_the_defaults(tmp_path):
+    settings = project_with(tmp_path, {"timeouts": {"pull": 1200, "up": 600}}).settings
+
+    assert settings.timeouts == {"pull": 1200.0, "up": 600.0, "down": 300.0, "podman": 60.0, "healthcheck": 60.0, "reload": 60.0}
+    assert Settings().timeouts["pull"] == 900.0
 
 
 def test_x_podops_oneshot_with_a_mapping_item_is_a_podops_error(tmp_path):
