@@ -305,29 +305,80 @@ def parse_dotenv(text: str) -> dict[str, str]:
     return values
 
 
-_VAR = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+_NAME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_NAME_CHARS = _NAME_START | frozenset("0123456789")
+# Longest first: ``${A:-x}`` is ``:-``, not a name followed by ``:``.
+_OPERATORS = (":-", ":?", ":+", "-", "?", "+")
 
 
 def interpolate(text: str, variables: t.Mapping[str, str]) -> str:
-    """Compose-style ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:+alt}``, ``$VAR``, ``$$``."""
+    """Compose-spec interpolation, as podman-compose 1.6 does it: ``$VAR``, ``${VAR}``, ``${VAR:-default}``,
+    ``${VAR-default}``, ``${VAR:?error}``, ``${VAR?error}``, ``${VAR:+alt}``, ``${VAR+alt}``, nested
+    (``${TAG:-$VERSION}``, ``${A:-${B:-x}}``), ``$$`` for a literal ``$``; a ``$`` that starts no variable
+    (``$5``) stays as it is. A required variable without a value, an unknown operator (``${A/x/y}``) or an
+    unclosed brace raise PodopsError, as compose refuses such a file."""
+    out: list[str] = []
+    i, end = 0, len(text)
+    while i < end:
+        char = text[i]
+        following = text[i + 1] if i + 1 < end else ""
+        if char != "$" or not following:
+            out.append(char)
+            i += 1
+        elif following == "$":
+            out.append("$")
+            i += 2
+        elif following == "{":
+            close = _closing_brace(text, i + 2)
+            out.append(_braced(text[i + 2 : close], variables))
+            i = close + 1
+        elif following in _NAME_START:
+            j = i + 1
+            while j < end and text[j] in _NAME_CHARS:
+                j += 1
+            out.append(variables.get(text[i + 1 : j]) or "")
+            i = j
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
 
-    def replace(match: re.Match) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        name = match.group(1) or match.group(4)
-        op, arg = match.group(2), match.group(3) or ""
-        value = variables.get(name)
-        if op in (":-", ":?"):
-            return value if value else (arg if op == ":-" else "")
-        if op in ("-", "?"):
-            return value if value is not None else (arg if op == "-" else "")
-        if op == ":+":
-            return arg if value else ""
-        if op == "+":
-            return arg if value is not None else ""
+
+def _closing_brace(text: str, start: int) -> int:
+    depth = 1
+    for index in range(start, len(text)):
+        if text[index] == "{":
+            depth += 1
+        elif text[index] == "}":
+            depth -= 1
+            if depth == 0:
+                return index
+    raise PodopsError(f"no closing brace in {text!r}: write $$ for a literal $")
+
+
+def _braced(content: str, variables: t.Mapping[str, str]) -> str:
+    """The value of one ``${...}`` (its content without the braces); operands are interpolated only when used."""
+    if not content or content[0] not in _NAME_START:
+        raise PodopsError(f"invalid interpolation format ${{{content}}}: write $$ for a literal $")
+    length = 1
+    while length < len(content) and content[length] in _NAME_CHARS:
+        length += 1
+    name, rest = content[:length], content[length:]
+    value = variables.get(name)
+    if not rest:
         return value or ""
-
-    return _VAR.sub(replace, text)
+    operator = next((op for op in _OPERATORS if rest.startswith(op)), None)
+    if operator is None:
+        raise PodopsError(f"invalid interpolation ${{{content}}}: compose knows only :-, -, :?, ?, :+ and +")
+    operand = rest[len(operator) :]
+    present = value is not None and (value != "" or ":" not in operator)  # ':' also counts an empty value as unset
+    if operator.endswith("-"):
+        return t.cast(str, value) if present else interpolate(operand, variables)
+    if operator.endswith("?"):
+        if not present:
+            raise PodopsError(f"required variable {name} is missing a value: {interpolate(operand, variables)}")
+        return t.cast(str, value)
+    return interpolate(operand, variables) if present else ""
 
 
 def _host_port(port: t.Any, variables: t.Mapping[str, str]) -> str | None:

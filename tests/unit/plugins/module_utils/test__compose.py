@@ -57,6 +57,75 @@ def test_interpolate(text, variables, expected):
     assert interpolate(text, variables) == expected
 
 
+# The compose-spec's own examples (12-interpolation.md), with VAR/FOO set, empty and unset.
+SPEC_ENV = {"SET": "value", "EMPTY": "", "FOO": "foo", "ERPNEXT_VERSION": "v15.1.0"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("${SET}", "value"),
+        ("$SET", "value"),
+        ("${UNSET}", ""),
+        ("${SET:-default}", "value"),
+        ("${EMPTY:-default}", "default"),
+        ("${UNSET:-default}", "default"),
+        ("${SET-default}", "value"),
+        ("${EMPTY-default}", ""),
+        ("${UNSET-default}", "default"),
+        ("${SET:?error}", "value"),
+        ("${EMPTY?error}", ""),
+        ("${SET:+replacement}", "replacement"),
+        ("${EMPTY:+replacement}", ""),
+        ("${UNSET:+replacement}", ""),
+        ("${SET+replacement}", "replacement"),
+        ("${EMPTY+replacement}", "replacement"),
+        ("${UNSET+replacement}", ""),
+        # nesting, as in the spec: ${VARIABLE:-${FOO}}, ${VARIABLE?$FOO}, ${VARIABLE:-${FOO:-default}}
+        ("${UNSET:-${FOO}}", "foo"),
+        ("${SET:-${FOO}}", "value"),
+        ("${SET?$FOO}", "value"),
+        ("${UNSET:-${UNSET2:-default}}", "default"),
+        ("${UNSET:-${FOO:-default}}", "foo"),
+        ("${SET:+${FOO}-x}", "foo-x"),
+        # frappe_docker: image: frappe/erpnext:${CUSTOM_TAG:-$ERPNEXT_VERSION}
+        ("frappe/erpnext:${CUSTOM_TAG:-$ERPNEXT_VERSION}", "frappe/erpnext:v15.1.0"),
+        ("${CUSTOM_TAG:-$ERPNEXT_VERSION}-${SET}", "v15.1.0-value"),
+        # $$ is a literal $; a $ that starts no variable stays
+        ('command: "$$VAR_NOT_INTERPOLATED_BY_COMPOSE"', 'command: "$VAR_NOT_INTERPOLATED_BY_COMPOSE"'),
+        ("price is $5", "price is $5"),
+        ("trailing $", "trailing $"),
+        ("${UNSET:-$$}", "$"),
+        ("${UNSET:-}", ""),
+        ("${UNSET:-{x}}", "{x}"),
+    ],
+)
+def test_interpolate_spec_examples(text, expected):
+    assert interpolate(text, SPEC_ENV) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("${UNSET:?set UNSET in .env}", "required variable UNSET is missing a value: set UNSET in .env"),
+        ("${EMPTY:?no empty}", "required variable EMPTY is missing a value: no empty"),
+        ("${UNSET?need $FOO}", "required variable UNSET is missing a value: need foo"),
+        ("${SET:-${UNSET:?inner}}", None),  # an operand that is not used is not evaluated
+        ("${VARIABLE/foo/bar}", "invalid interpolation ${VARIABLE/foo/bar}: compose knows only"),
+        ("${}", "invalid interpolation format ${}: write $$ for a literal $"),
+        ("${1A}", "invalid interpolation format ${1A}"),
+        ("${A:-x", "no closing brace"),
+    ],
+)
+def test_interpolate_errors(text, message):
+    if message is None:
+        assert interpolate(text, SPEC_ENV) == "value"
+        return
+    with pytest.raises(PodopsError) as err:
+        interpolate(text, SPEC_ENV)
+    assert message in str(err.value)
+
+
 # --- parse_dotenv ---------------------------------------------------------------------------------------
 
 
