@@ -172,7 +172,7 @@ class Deployer:
             self.podman,
             project_name,
             project.started_services(),
-            settings.oneshot,
+            project.jobs(),
             settings.health_timeout,
             settings.health_samples,
             settings.health_interval,

@@ -142,6 +142,17 @@ class ComposeProject:
         merged.update(self.slot_env)
         return merged
 
+    def jobs(self) -> list[str]:
+        """Compose services that may exit with code 0: those another service waits for with ``depends_on:
+        {x: {condition: service_completed_successfully}}`` (a migration, an init step) and x-podops.oneshot."""
+        found = list(self.settings.oneshot)
+        for svc in self.services.values():
+            depends = svc.get("depends_on")
+            for name, spec in depends.items() if isinstance(depends, dict) else []:
+                if isinstance(spec, dict) and spec.get("condition") == "service_completed_successfully" and name not in found:
+                    found.append(name)
+        return found
+
     def started_services(self) -> list[str]:
         """Compose services ``up`` starts: those without a ``profiles`` key."""
         return [name for name, svc in self.services.items() if not svc.get("profiles")]

@@ -42,6 +42,11 @@ def judge_sample(
         if container.state in ("exited", "stopped", "dead"):
             if service in oneshot and container.exit_code == 0:
                 continue
+            if container.exit_code == 0:
+                return "fatal", (
+                    f"container {container.name} exited with code 0 (see 'podman logs {container.name}'); if compose service {service} is a "
+                    "one-shot job, list it in x-podops.oneshot (or let a service wait for it with depends_on condition service_completed_successfully)"
+                )
             return "fatal", f"container {container.name} exited with code {container.exit_code} (see 'podman logs {container.name}')"
         if container.state != "running":
             return "wait", f"container {container.name} is {container.state}"

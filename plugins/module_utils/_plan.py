@@ -319,7 +319,7 @@ def drift_reason(spec: ServiceSpec, recorded_digest: str, containers: t.Sequence
         return f"container(s) {', '.join(spec.squatters)} were replaced by hand"
     if not containers:
         return "no container is running"
-    oneshot = set(spec.project.settings.oneshot) if spec.project else set()
+    oneshot = set(spec.project.jobs()) if spec.project else set()
     for container in containers:
         if LABEL_DIGEST not in container.labels:
             return f"container {container.name} was not started by podops"

@@ -90,3 +90,41 @@ def test_nested_default_picks_the_image_podman_compose_runs(host, repo):
     assert http_get(port).strip() == "podops demo 1"
     (container,) = host.containers("erp")
     assert container["Image"] == IMAGE
+
+
+def test_a_job_other_services_wait_for_may_exit_zero(host, repo):
+    port = free_port()
+    repo.write(
+        "services/app/compose.yaml",
+        HEALTH
+        + f"""services:
+  migrate:
+    image: {IMAGE}
+    command: ["sh", "-c", "echo migrated"]
+  web:
+    image: {IMAGE}
+    ports: ["127.0.0.1:{port}:8080"]
+    depends_on:
+      migrate: {{condition: service_completed_successfully}}
+""",
+    )
+    repo.commit()
+    run = host.reconcile(repo)
+    assert run.rc == 0, run
+    assert run.report["services"]["app"]["action"] == "deployed"
+    assert http_get(port).strip() == "podops demo 1"
+    states = {c["Labels"]["com.docker.compose.service"]: (c["State"], c["ExitCode"]) for c in host.containers("app")}
+    assert states == {"migrate": ("exited", 0), "web": ("running", 0)}
+
+    again = host.reconcile(repo)
+    assert again.rc == 0 and not again.changed, "a finished job is not drift"
+    assert again.report["services"]["app"]["action"] == "unchanged"
+
+
+def test_a_container_that_exits_zero_unexpectedly_names_the_oneshot_setting(host, repo):
+    repo.write("services/app/compose.yaml", HEALTH + f'services:\n  once:\n    image: {IMAGE}\n    command: ["sh", "-c", "echo done"]\n')
+    repo.commit()
+    run = host.reconcile(repo)
+    assert run.rc != 0
+    error = run.report["services"]["app"]["error"]
+    assert "exited with code 0" in error and "x-podops.oneshot" in error, error

@@ -504,6 +504,24 @@ def test_x_podops_errors(tmp_path, xpodops, fragments):
         assert fragment in message
 
 
+def test_jobs_are_services_others_wait_to_complete_and_oneshot(tmp_path):
+    (tmp_path / "compose.yaml").write_text(
+        json.dumps(
+            {
+                "x-podops": {"oneshot": ["seed"]},
+                "services": {
+                    "web": {"image": "a", "depends_on": {"migrate": {"condition": "service_completed_successfully"}, "db": {"condition": "service_healthy"}}},
+                    "worker": {"image": "a", "depends_on": ["db"]},
+                    "migrate": {"image": "a", "depends_on": {"db": {"condition": "service_started"}}},
+                    "db": {"image": "a"},
+                    "seed": {"image": "a"},
+                },
+            }
+        )
+    )
+    assert load_project(str(tmp_path), environ={}).jobs() == ["seed", "migrate"]
+
+
 def test_x_podops_timeouts_override_the_defaults(tmp_path):
     settings = project_with(tmp_path, {"timeouts": {"pull": 1200, "up": 600}}).settings
 
