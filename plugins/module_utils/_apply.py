@@ -64,7 +64,8 @@ def override_document(
     exactly the containers whose image changed; ``pins`` replaces a service's image (rollback to an ID).
     """
     services: dict[str, dict] = {}
-    for name in project.services:
+    # Inactive services too: one started by hand with its profile carries the labels as well.
+    for name in [*project.services, *project.inactive]:
         entry: dict[str, t.Any] = {"labels": dict(labels)}
         if images and name in images:
             entry["labels"][LABEL_IMAGE] = images[name]
@@ -162,6 +163,7 @@ class Deployer:
                 user_override=project.override_file,
                 env=env,
                 timeout=project.settings.timeouts["up"],
+                profiles=project.profiles,
             )
         finally:
             self.podman.touched(project_name)

@@ -38,7 +38,7 @@ STRATEGIES = ("recreate", "blue-green")
 SLOT_KEYS = ("ports", "health_url", "upstream_file", "upstream_template", "reload_command", "drain", "stop_timeout")
 HEALTH_DEFAULTS = {"timeout": 60.0, "samples": 2, "interval": 0.5}
 DEFAULT_ORDER = 50
-XPODOPS_KEYS = ("strategy", "health", "ignore", "order", "oneshot", "slots", "image_updates", "timeouts")
+XPODOPS_KEYS = ("strategy", "health", "ignore", "order", "oneshot", "slots", "image_updates", "timeouts", "profiles")
 
 
 @dataclass
@@ -64,6 +64,7 @@ class Settings:
     image_updates: bool | None = None  # None: follow podops_image_updates
     slots: dict[str, t.Any] = field(default_factory=dict)  # blue-green: x-podops.slots, validated
     timeouts: dict[str, float] = field(default_factory=lambda: dict(TIMEOUT_DEFAULTS))  # x-podops.timeouts over the defaults
+    profiles: list[str] = field(default_factory=list)  # x-podops.profiles: active besides COMPOSE_PROFILES
 
     @property
     def blue_green(self) -> bool:
@@ -100,10 +101,12 @@ class ComposeProject:
     service_dir: str
     compose_file: str
     name: str | None  # top-level ``name:``
-    services: dict[str, dict]
+    services: dict[str, dict]  # the active services: no ``profiles:``, or one of the active profiles
     settings: Settings
     dotenv: dict[str, str]
     env_files: list[EnvFileRef]
+    profiles: list[str] = field(default_factory=list)  # the active profiles (COMPOSE_PROFILES and x-podops.profiles)
+    inactive: list[str] = field(default_factory=list)  # services of profiles that are not active: podops leaves them out
     override_file: str | None = None  # compose.override.yaml and friends, passed on with -f
     pod_setting: bool = False  # the file chooses pod use itself (x-podman.in_pod)
     raw: dict = field(default_factory=dict)  # the whole file, for the top-level sections
@@ -154,8 +157,8 @@ class ComposeProject:
         return found
 
     def started_services(self) -> list[str]:
-        """Compose services ``up`` starts: those without a ``profiles`` key."""
-        return [name for name, svc in self.services.items() if not svc.get("profiles")]
+        """Compose services ``up`` starts: the active ones (without ``profiles``, or of an active profile)."""
+        return list(self.services)
 
     @property
     def builds(self) -> bool:
@@ -184,8 +187,10 @@ class ComposeProject:
             found.setdefault(path, (ref, path, os.path.isdir(path), "bind" if relative_only else "config"))
 
         for section in ("secrets", "configs"):
-            for entry in (self.raw.get(section) or {}).values():
-                if isinstance(entry, dict):
+            used = _used_by(self.services, section)
+            unused_by_active = _used_by({name: self.raw["services"].get(name) or {} for name in self.inactive}, section) - used
+            for key, entry in (self.raw.get(section) or {}).items():
+                if isinstance(entry, dict) and key not in unused_by_active:
                     add(entry.get("file"))
         includes = self.raw.get("include") or []
         for entry in includes if isinstance(includes, list) else []:
@@ -456,6 +461,12 @@ def _settings(raw: t.Any, compose_name: str, services: t.Mapping[str, t.Any]) ->
         raise PodopsError(f"{where}.image_updates must be true or false, not {image_updates!r}")
     settings.image_updates = image_updates
     settings.timeouts = _timeouts(raw.get("timeouts"), where)
+    profiles = raw.get("profiles") or []
+    if isinstance(profiles, str):
+        profiles = [profiles]
+    if not isinstance(profiles, list) or not all(isinstance(item, str) and item for item in profiles):
+        raise PodopsError(f"{where}.profiles must be a list of compose profile names such as [monitoring, debug]")
+    settings.profiles = profiles
     settings.slots = _slots(raw.get("slots"), settings, where, services)
     return settings
 
@@ -539,6 +550,38 @@ def _env_file_refs(service_dir: str, compose_name: str, services: dict, variable
     return list(refs.values())
 
 
+def active_profiles(variables: t.Mapping[str, str], chosen: t.Iterable[str] = ()) -> list[str]:
+    """The active compose profiles, as podman-compose 1.6 takes them: COMPOSE_PROFILES (comma-separated; the
+    environment over the service's .env) together with those podops passes as --profile (x-podops.profiles)."""
+    found: list[str] = []
+    for name in [*(variables.get("COMPOSE_PROFILES") or "").split(","), *chosen]:
+        name = name.strip()
+        if name and name not in found:
+            found.append(name)
+    return found
+
+
+def is_active(svc: t.Mapping[str, t.Any], profiles: t.Sequence[str], compose_name: str = "compose file", name: str = "?") -> bool:
+    """A service without ``profiles:`` is always active; one with profiles when one of them is active."""
+    own = svc.get("profiles")
+    if not own:
+        return True
+    if isinstance(own, str) or not isinstance(own, list):
+        raise PodopsError(f"{compose_name}: services.{name}.profiles must be a list of profile names, for example [debug]")
+    return bool(set(map(str, own)) & set(profiles))
+
+
+def _used_by(services: t.Mapping[str, t.Any], section: str) -> set[str]:
+    """Names of the top-level ``secrets``/``configs`` entries these services use."""
+    used: set[str] = set()
+    for svc in services.values():
+        for item in (svc.get(section) or []) if isinstance(svc, dict) else []:
+            source = item.get("source") if isinstance(item, dict) else item
+            if isinstance(source, str):
+                used.add(source)
+    return used
+
+
 def load_project(service_dir: str, compose_file: str | None = None, environ: t.Mapping[str, str] | None = None) -> ComposeProject:
     """Read a service's compose file; raise PodopsError with file and line on any problem."""
     compose_file = compose_file or find_compose_file(service_dir)
@@ -580,14 +623,25 @@ def load_project(service_dir: str, compose_file: str | None = None, environ: t.M
     if not services:
         raise PodopsError(f"{compose_name} has no services: add a 'services:' mapping with at least one service")
     name = data.get("name")
+    settings = _settings(data.get("x-podops"), compose_name, services)
+    profiles = active_profiles(variables, settings.profiles)
+    inactive = [name for name, svc in services.items() if not is_active(svc, profiles, compose_name, name)]
+    active = {name: svc for name, svc in services.items() if name not in inactive}
+    if not active:
+        raise PodopsError(
+            f"{compose_name}: no service is active: all have 'profiles:' and none of them is active "
+            f"(active: {', '.join(profiles) or 'none'}); set COMPOSE_PROFILES in .env or x-podops.profiles"
+        )
     return ComposeProject(
         service_dir=service_dir,
         compose_file=compose_file,
         name=interpolate(str(name), variables) if name else None,
-        services=services,
-        settings=_settings(data.get("x-podops"), compose_name, services),
+        services=active,
+        settings=settings,
+        profiles=profiles,
+        inactive=inactive,
         dotenv=dotenv,
-        env_files=_env_file_refs(service_dir, compose_name, services, variables),
+        env_files=_env_file_refs(service_dir, compose_name, active, variables),
         pod_setting=isinstance(data.get("x-podman"), dict) and "in_pod" in data["x-podman"],
         raw=data,
         override_file=override,

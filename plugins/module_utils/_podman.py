@@ -345,14 +345,24 @@ class PodmanCompose:
         with contextlib.suppress(OSError):
             write_json(cache_file, {self._identity(): list(version)})
 
-    def base_args(self, project: str, compose_file: str, override_file: str, in_pod: bool | None = False, user_override: str | None = None) -> list[str]:
+    def base_args(
+        self,
+        project: str,
+        compose_file: str,
+        override_file: str,
+        in_pod: bool | None = False,
+        user_override: str | None = None,
+        profiles: t.Sequence[str] = (),
+    ) -> list[str]:
         """``in_pod=False`` unless the compose file decides (None): podman-compose's default pod is removed
-        as a whole when one service is recreated, which takes the project's other containers with it."""
+        as a whole when one service is recreated, which takes the project's other containers with it.
+        ``profiles``: the active compose profiles, one ``--profile`` each (podman-compose adds COMPOSE_PROFILES)."""
         service_dir = os.path.dirname(compose_file)
         pod = [] if in_pod is None else ["--in-pod", "true" if in_pod else "false"]
         return [
             self.executable,
             *pod,
+            *[arg for profile in profiles for arg in ("--profile", profile)],
             "--project-name",
             project,
             "-f",
@@ -375,11 +385,12 @@ class PodmanCompose:
         user_override: str | None = None,
         env: t.Mapping[str, str] | None = None,
         timeout: float = TIMEOUT_DEFAULTS["up"],
+        profiles: t.Sequence[str] = (),
     ) -> None:
         """``up -d`` without ``--remove-orphans``: podman-compose 1.6 passes it on to the ``down`` of the services
         it recreates, which then removes every container of the project. podops removes orphans itself."""
         # --build: rebuild images of services with a build context (before anything is torn down).
-        args = self.base_args(project, compose_file, override_file, in_pod, user_override) + ["up", "-d"] + (["--build"] if build else [])
+        args = self.base_args(project, compose_file, override_file, in_pod, user_override, profiles) + ["up", "-d"] + (["--build"] if build else [])
         # env: variables the compose file interpolates beyond .env (a blue-green slot's PODOPS_SLOT...).
         rc, out, err = self.call(args, cwd=os.path.dirname(compose_file), env=env, timeout=timeout)
         if rc != 0:

@@ -128,3 +128,46 @@ def test_a_container_that_exits_zero_unexpectedly_names_the_oneshot_setting(host
     assert run.rc != 0
     error = run.report["services"]["app"]["error"]
     assert "exited with code 0" in error and "x-podops.oneshot" in error, error
+
+
+def test_only_active_profiles_count(host, repo):
+    web_port, metrics_port = free_port(), free_port()
+    compose = """services:
+  web:
+    image: {image}
+    ports: ["127.0.0.1:{web_port}:8080"]
+  debug:
+    image: localhost/podops-does-not-exist:1
+    profiles: [debug]
+    env_file: ../../secrets/debug-only.env
+  metrics:
+    image: {image}
+    profiles: [monitoring]
+    ports: ["127.0.0.1:{metrics_port}:8080"]
+"""
+    repo.write("services/stack/compose.yaml", HEALTH + compose.format(image=IMAGE, web_port=web_port, metrics_port=metrics_port))
+    repo.write("services/stack/.env", "COMPOSE_PROFILES=monitoring\n")
+    repo.commit()
+    run = host.reconcile(repo)
+    assert run.rc == 0, run
+    running = sorted(c["Labels"]["com.docker.compose.service"] for c in host.containers("stack"))
+    assert running == ["metrics", "web"], "debug's image is never pulled nor its env file required"
+    assert http_get(metrics_port).strip() == "podops demo 1"
+
+    # x-podops.profiles chooses the same, passed to podman-compose as --profile.
+    xpodops = "x-podops:\n  health: {timeout: 20, samples: 2, interval: 0.3}\n  profiles: [monitoring]\n"
+    repo.write("services/stack/compose.yaml", xpodops + compose.format(image=IMAGE, web_port=web_port, metrics_port=metrics_port))
+    repo.write("services/stack/.env", "# no profiles here\n")
+    repo.commit("profiles from x-podops")
+    run = host.reconcile(repo)
+    assert run.rc == 0, run
+    assert sorted(c["Labels"]["com.docker.compose.service"] for c in host.containers("stack")) == ["metrics", "web"]
+
+    # No profile active: the metrics container goes, as the repo says.
+    repo.write("services/stack/compose.yaml", HEALTH + compose.format(image=IMAGE, web_port=web_port, metrics_port=metrics_port))
+    repo.commit("no profiles")
+    run = host.reconcile(repo)
+    assert run.rc == 0, run
+    assert [c["Labels"]["com.docker.compose.service"] for c in host.containers("stack")] == ["web"]
+    again = host.reconcile(repo)
+    assert again.rc == 0 and not again.changed

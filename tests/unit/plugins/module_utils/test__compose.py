@@ -350,6 +350,62 @@ def test_started_services_leave_out_profiles(tmp_path):
     assert load_project(str(tmp_path), environ={}).started_services() == ["web", "db"]
 
 
+PROFILED = {
+    "x-podops": {},
+    "services": {
+        "web": {"image": "web:1", "env_file": "web.env"},
+        "debug": {"image": "debug:1", "profiles": ["debug"], "env_file": "debug.env", "secrets": ["debug_token"], "ports": ["9999:80"]},
+        "metrics": {"image": "metrics:1", "profiles": ["monitoring", "all"], "env_file": [{"path": "metrics.env", "required": True}]},
+    },
+    "secrets": {"debug_token": {"file": "/etc/debug.token"}, "unused": {"file": "./unused.txt"}},
+}
+
+
+def profiled(tmp_path, dotenv="", xpodops=None, environ=None):
+    document = json.loads(json.dumps(PROFILED))
+    document["x-podops"] = xpodops or {}
+    compose_from(tmp_path, document)
+    (tmp_path / ".env").write_text(dotenv)
+    return load_project(str(tmp_path), environ=environ or {})
+
+
+def test_services_of_inactive_profiles_count_for_nothing(tmp_path):
+    project = profiled(tmp_path)
+
+    assert project.profiles == [] and project.inactive == ["debug", "metrics"]
+    assert project.started_services() == ["web"]
+    assert project.images() == ["web:1"], "no image is pre-pulled for a service up never starts"
+    assert [ref.ref for ref in project.env_files] == [".env", "web.env"], "their env files are not required"
+    assert [ref for ref, *_rest in project.referenced_paths()] == ["./unused.txt"], "a secret only they use is not an input"
+    assert project.published_ports() == []
+
+
+@pytest.mark.parametrize(
+    ("dotenv", "xpodops", "environ", "active"),
+    [
+        ("COMPOSE_PROFILES=debug\n", None, {}, ["debug"]),
+        ("COMPOSE_PROFILES=debug, monitoring\n", None, {}, ["debug", "monitoring"]),
+        ("COMPOSE_PROFILES=debug\n", None, {"COMPOSE_PROFILES": "monitoring"}, ["monitoring"]),  # the environment wins, as in compose
+        ("", {"profiles": ["monitoring"]}, {}, ["monitoring"]),
+        ("COMPOSE_PROFILES=debug\n", {"profiles": "monitoring"}, {}, ["debug", "monitoring"]),  # both, as podman-compose takes them
+    ],
+)
+def test_active_profiles_from_compose_profiles_and_x_podops(tmp_path, dotenv, xpodops, environ, active):
+    project = profiled(tmp_path, dotenv, xpodops, environ)
+
+    assert project.profiles == active
+    services = ["web"] + [name for name, profiles in (("debug", ["debug"]), ("metrics", ["monitoring", "all"])) if set(profiles) & set(active)]
+    assert project.started_services() == services
+    assert [ref.ref for ref in project.env_files] == [".env", "web.env"] + [f"{name}.env" for name in services[1:]]
+    assert project.images() == [f"{name}:1" for name in services]
+
+
+def test_a_file_whose_services_are_all_inactive_says_how_to_choose(tmp_path):
+    compose_from(tmp_path, {"services": {"debug": {"image": "x", "profiles": ["debug"]}}})
+    with pytest.raises(PodopsError, match="no service is active.*set COMPOSE_PROFILES in .env or x-podops.profiles"):
+        load_project(str(tmp_path), environ={})
+
+
 @pytest.mark.parametrize(
     ("ports", "expected"),
     [
@@ -488,6 +544,7 @@ def test_x_podops_partial_health_keeps_other_defaults(tmp_path):
         ({"order": True}, [".order must be an integer (lower deploys first), not True"]),
         ({"oneshot": ["migrat"]}, [".oneshot must list compose services of this file that may exit with code 0"]),
         ({"oneshot": "migrate"}, [".oneshot must list compose services of this file"]),
+        ({"profiles": [1]}, [".profiles must be a list of compose profile names such as [monitoring, debug]"]),
         ({"timeouts": 600}, [".timeouts must be a mapping of seconds, for example {pull: 1200, up: 600}"]),
         ({"timeouts": {"upp": 600}}, [".timeouts has unknown key(s) upp", "known keys: pull, up, down, podman, healthcheck, reload"]),
         ({"timeouts": {"up": 0}}, [".timeouts.up must be a number of seconds > 0, not 0"]),
