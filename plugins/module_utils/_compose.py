@@ -273,7 +273,10 @@ def _included_services(service_dir: str, data: dict, compose_name: str, variable
         for ref in paths if isinstance(paths, list) else [paths]:
             if not isinstance(ref, str):
                 continue
-            included = load_yaml_file(os.path.normpath(os.path.join(service_dir, interpolate(ref, variables))))
+            path = os.path.normpath(os.path.join(service_dir, interpolate(ref, variables)))
+            if not os.path.exists(path):
+                continue  # the plan names it with every other missing file (referenced_paths lists it)
+            included = load_yaml_file(path)
             services = included.get("services") if isinstance(included, dict) else None
             if not isinstance(services, dict):
                 raise PodopsError(f"{compose_name}: the included file {ref} has no 'services:' mapping")

@@ -159,14 +159,23 @@ def file_map(
         entry = file_entry(os.path.join(service_dir, rel), secrets)
         if entry is not None:
             entries[rel] = f"{entry[0]}:{entry[1]}"
+    missing: list[str] = []
     for key, path, required in always:
         entry = file_entry(path, secrets)
         if entry is None:
             if required:
-                raise PodopsError(f"env file {key} ({path}) does not exist; create it or mark it 'required: false'")
+                named = key if key == path else f"{key} ({path})"
+                if named not in missing:
+                    missing.append(named)
             entries[key] = MISSING
         else:
             entries[key] = f"{entry[0]}:{entry[1]}"
+    if missing:
+        raise PodopsError(
+            f"{'a file' if len(missing) == 1 else f'{len(missing)} files'} the compose file reads "
+            f"{'does' if len(missing) == 1 else 'do'} not exist: {', '.join(missing)}; create "
+            f"{'it' if len(missing) == 1 else 'them'} (an env_file entry can be marked 'required: false')"
+        )
     return entries
 
 

@@ -248,7 +248,8 @@ def referenced_files(spec: ServiceSpec, runner: Runner, repo_dir: str, in_git: b
                 entries.append((env_key(os.path.relpath(full, spec.service_dir), full, spec.service_dir), full, False))
             continue
         if not is_dir:
-            entries.append((env_key(ref, path, spec.service_dir), path, False))
+            # A secret, config, extends or include file compose needs: missing, it fails the plan, not the deploy.
+            entries.append((env_key(ref, path, spec.service_dir), path, True))
             continue
         names = walk_files(path)
         if len(names) > MAX_FOLDER_FILES:

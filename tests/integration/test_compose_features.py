@@ -171,3 +171,21 @@ def test_only_active_profiles_count(host, repo):
     assert [c["Labels"]["com.docker.compose.service"] for c in host.containers("stack")] == ["web"]
     again = host.reconcile(repo)
     assert again.rc == 0 and not again.changed
+
+
+def test_missing_files_fail_the_plan_all_named_at_once(host, repo, tmp_path):
+    secret = tmp_path / "host-secrets" / "token"
+    repo.write(
+        "services/app/compose.yaml",
+        HEALTH
+        + f"services:\n  web:\n    image: {IMAGE}\n    env_file: ../../secrets/app.env\n    secrets: [token]\nsecrets:\n  token:\n    file: {secret}\n",
+    )
+    repo.commit()
+    check = host.reconcile(repo, check=True)
+    assert check.report["services"]["app"]["action"] == "failed", "check mode does not promise a deploy that cannot work"
+    run = host.reconcile(repo)
+    assert run.rc != 0
+    error = run.report["services"]["app"]["error"]
+    assert error.startswith("2 files the compose file reads do not exist: ../../secrets/app.env ("), error
+    assert error.count(str(secret)) == 1, error
+    assert host.containers("app") == []
