@@ -38,7 +38,8 @@ STRATEGIES = ("recreate", "blue-green")
 SLOT_KEYS = ("ports", "health_url", "upstream_file", "upstream_template", "reload_command", "drain", "stop_timeout")
 HEALTH_DEFAULTS = {"timeout": 60.0, "samples": 2, "interval": 0.5}
 DEFAULT_ORDER = 50
-XPODOPS_KEYS = ("strategy", "health", "ignore", "order", "oneshot", "slots", "image_updates", "timeouts", "profiles")
+XPODOPS_KEYS = ("strategy", "health", "ignore", "order", "oneshot", "slots", "image_updates", "timeouts", "profiles", "url_scheme")
+URL_SCHEMES = ("http", "https")
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Settings:
     slots: dict[str, t.Any] = field(default_factory=dict)  # blue-green: x-podops.slots, validated
     timeouts: dict[str, float] = field(default_factory=lambda: dict(TIMEOUT_DEFAULTS))  # x-podops.timeouts over the defaults
     profiles: list[str] = field(default_factory=list)  # x-podops.profiles: active besides COMPOSE_PROFILES
+    url_scheme: str | None = None  # x-podops.url_scheme: the summary prints its TCP ports as http(s) URLs
 
     @property
     def blue_green(self) -> bool:
@@ -234,14 +236,23 @@ class ComposeProject:
         return found
 
     def published_ports(self, environ: t.Mapping[str, str] | None = None) -> list[str]:
-        """Host ports as ``[ip:]port`` strings, for the URLs a summary prints."""
+        """Host ports as ``[ip:]port`` strings."""
+        found: list[str] = []
+        for host, _protocol in self.published(environ):
+            if host not in found:
+                found.append(host)
+        return found
+
+    def published(self, environ: t.Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+        """Host ports as ``([ip:]port, protocol)``, protocol ``tcp`` or ``udp``, for the summary."""
         variables = self.variables(environ)
-        found = []
+        found: list[tuple[str, str]] = []
         for svc in self.services.values():
             for port in svc.get("ports") or []:
                 host = _host_port(port, variables)
-                if host and host not in found:
-                    found.append(host)
+                entry = (host, _protocol(port, variables))
+                if host and entry not in found:
+                    found.append(entry)  # type: ignore[arg-type]
         return found
 
 
@@ -400,6 +411,13 @@ def _braced(content: str, variables: t.Mapping[str, str]) -> str:
     return interpolate(operand, variables) if present else ""
 
 
+def _protocol(port: t.Any, variables: t.Mapping[str, str]) -> str:
+    if isinstance(port, dict):
+        return str(port.get("protocol") or "tcp").lower()
+    _spec, _sep, protocol = interpolate(str(port), variables).partition("/")
+    return protocol.lower() or "tcp"
+
+
 def _host_port(port: t.Any, variables: t.Mapping[str, str]) -> str | None:
     if isinstance(port, dict):
         published = port.get("published")
@@ -470,6 +488,10 @@ def _settings(raw: t.Any, compose_name: str, services: t.Mapping[str, t.Any]) ->
     if not isinstance(profiles, list) or not all(isinstance(item, str) and item for item in profiles):
         raise PodopsError(f"{where}.profiles must be a list of compose profile names such as [monitoring, debug]")
     settings.profiles = profiles
+    scheme = raw.get("url_scheme")
+    if scheme is not None and scheme not in URL_SCHEMES:
+        raise PodopsError(f"{where}.url_scheme must be one of {', '.join(URL_SCHEMES)} (the summary then prints URLs), not {scheme!r}")
+    settings.url_scheme = scheme
     settings.slots = _slots(raw.get("slots"), settings, where, services)
     return settings
 

@@ -544,6 +544,7 @@ def test_x_podops_partial_health_keeps_other_defaults(tmp_path):
         ({"order": True}, [".order must be an integer (lower deploys first), not True"]),
         ({"oneshot": ["migrat"]}, [".oneshot must list compose services of this file that may exit with code 0"]),
         ({"oneshot": "migrate"}, [".oneshot must list compose services of this file"]),
+        ({"url_scheme": "tcp"}, [".url_scheme must be one of http, https (the summary then prints URLs), not 'tcp'"]),
         ({"profiles": [1]}, [".profiles must be a list of compose profile names such as [monitoring, debug]"]),
         ({"timeouts": 600}, [".timeouts must be a mapping of seconds, for example {pull: 1200, up: 600}"]),
         ({"timeouts": {"upp": 600}}, [".timeouts has unknown key(s) upp", "known keys: pull, up, down, podman, healthcheck, reload"]),
