@@ -68,8 +68,11 @@ class CommandTimeout(PodopsError):
 
 # The words that name what a command does (``podman healthcheck run``, ``podman-compose up``, ``git ls-files``).
 _VERBS = frozenset(
-    "up down pull push build config ps rm stop start restart kill tag run exec logs inspect image pod network volume "
-    "healthcheck version rev-parse ls-files fetch reset clone diff is-active daemon-reload reload status".split()
+    {
+        *("up", "down", "pull", "push", "build", "config", "ps", "rm", "stop", "start", "restart", "kill", "tag", "run", "exec"),
+        *("logs", "inspect", "image", "pod", "network", "volume", "healthcheck", "version"),
+        *("rev-parse", "ls-files", "fetch", "reset", "clone", "diff", "is-active", "daemon-reload", "reload", "status"),
+    }
 )
 
 

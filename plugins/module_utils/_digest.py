@@ -55,7 +55,8 @@ class Secrets:
 
 def git_commit(runner: Runner, repo_dir: str) -> str | None:
     """HEAD of the checkout that holds ``repo_dir``, or None when it is not a git checkout."""
-    rc, out, _err = runner(["git", "-c", f"safe.directory={os.path.realpath(repo_dir)}", "-C", repo_dir, "rev-parse", "--verify", "-q", "HEAD"], timeout=TIMEOUT_DEFAULTS["podman"])
+    args = ["git", "-c", f"safe.directory={os.path.realpath(repo_dir)}", "-C", repo_dir, "rev-parse", "--verify", "-q", "HEAD"]
+    rc, out, _err = runner(args, timeout=TIMEOUT_DEFAULTS["podman"])
     commit = out.strip()
     return commit if rc == 0 and commit else None
 

@@ -46,9 +46,10 @@ DISABLE_VARIABLE = "PODOPS_COMPOSE_FORK_SERVER"
 _CONSOLE_SCRIPT = re.compile(r"^from podman_compose import main\s*$.*^\s*sys\.exit\(main\(\)\)\s*$", re.MULTILINE | re.DOTALL)
 
 # Runs in podman-compose's own interpreter: ``python -c SERVER <podman-compose script>``; stdin = requests
-# (one JSON object a line), stdout = answers (``ready``/``fail`` first, then ``<id> pid <pid>`` when a call
-# started, ``<id> <rc>`` or ``<id> spawn-failed`` a line). Each call's child leads a session (a process group)
-# of its own, so that a call that outlives its time limit can be ended with every process it started. Plain Python 3.6+ without annotations: that interpreter may be older.
+# (one JSON object a line), stdout = answers (``ready``/``fail`` first, then ``<id> pid <pid>`` when a
+# call started, ``<id> <rc>`` or ``<id> spawn-failed`` a line). Each call's child leads a session (a
+# process group) of its own, so that a call that outlives its time limit is ended with all it started.
+# Plain Python 3.6+ without annotations: that interpreter may be older.
 SERVER = r'''# podops podman-compose fork server
 import json, os, re, select, signal, sys, traceback
 

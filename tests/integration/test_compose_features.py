@@ -177,8 +177,7 @@ def test_missing_files_fail_the_plan_all_named_at_once(host, repo, tmp_path):
     secret = tmp_path / "host-secrets" / "token"
     repo.write(
         "services/app/compose.yaml",
-        HEALTH
-        + f"services:\n  web:\n    image: {IMAGE}\n    env_file: ../../secrets/app.env\n    secrets: [token]\nsecrets:\n  token:\n    file: {secret}\n",
+        HEALTH + f"services:\n  web:\n    image: {IMAGE}\n    env_file: ../../secrets/app.env\n    secrets: [token]\nsecrets:\n  token:\n    file: {secret}\n",
     )
     repo.commit()
     check = host.reconcile(repo, check=True)

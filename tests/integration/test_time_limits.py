@@ -69,7 +69,8 @@ def test_a_hanging_compose_up_is_cut_off_and_the_run_goes_on(host, repo, tmp_pat
 
 def test_a_service_with_ordinary_timeouts_deploys(host, repo):
     port = free_port()
-    repo.write("services/web/compose.yaml", web_service(port, xpodops="x-podops:\n  health: {timeout: 20}\n  timeouts: {pull: 1200, up: 600, healthcheck: 30}\n"))
+    xpodops = "x-podops:\n  health: {timeout: 20}\n  timeouts: {pull: 1200, up: 600, healthcheck: 30}\n"
+    repo.write("services/web/compose.yaml", web_service(port, xpodops=xpodops))
     repo.write("services/web/site/index.html", "web")
     repo.commit()
     run = host.reconcile(repo)
