@@ -108,7 +108,7 @@ class ComposeProject:
     dotenv: dict[str, str]
     env_files: list[EnvFileRef]
     profiles: list[str] = field(default_factory=list)  # the active profiles (COMPOSE_PROFILES and x-podops.profiles)
-    inactive: list[str] = field(default_factory=list)  # services of profiles that are not active: podops leaves them out
+    inactive: dict[str, dict] = field(default_factory=dict)  # services of profiles that are not active: podops leaves them out
     override_file: str | None = None  # compose.override.yaml and friends, passed on with -f
     pod_setting: bool = False  # the file chooses pod use itself (x-podman.in_pod)
     raw: dict = field(default_factory=dict)  # the whole file, for the top-level sections
@@ -190,7 +190,7 @@ class ComposeProject:
 
         for section in ("secrets", "configs"):
             used = _used_by(self.services, section)
-            unused_by_active = _used_by({name: self.raw["services"].get(name) or {} for name in self.inactive}, section) - used
+            unused_by_active = _used_by(self.inactive, section) - used
             for key, entry in (self.raw.get(section) or {}).items():
                 if isinstance(entry, dict) and key not in unused_by_active:
                     add(entry.get("file"))
@@ -650,7 +650,7 @@ def load_project(service_dir: str, compose_file: str | None = None, environ: t.M
     name = data.get("name")
     settings = _settings(data.get("x-podops"), compose_name, services)
     profiles = active_profiles(variables, settings.profiles)
-    inactive = [name for name, svc in services.items() if not is_active(svc, profiles, compose_name, name)]
+    inactive = {name: svc for name, svc in services.items() if not is_active(svc, profiles, compose_name, name)}
     active = {name: svc for name, svc in services.items() if name not in inactive}
     if not active:
         raise PodopsError(

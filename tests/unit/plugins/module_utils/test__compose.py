@@ -372,7 +372,7 @@ def profiled(tmp_path, dotenv="", xpodops=None, environ=None):
 def test_services_of_inactive_profiles_count_for_nothing(tmp_path):
     project = profiled(tmp_path)
 
-    assert project.profiles == [] and project.inactive == ["debug", "metrics"]
+    assert project.profiles == [] and list(project.inactive) == ["debug", "metrics"]
     assert project.started_services() == ["web"]
     assert project.images() == ["web:1"], "no image is pre-pulled for a service up never starts"
     assert [ref.ref for ref in project.env_files] == [".env", "web.env"], "their env files are not required"
