@@ -317,8 +317,14 @@ def load_yaml_file(path: str) -> t.Any:
 _DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$")
 
 
-def parse_dotenv(text: str) -> dict[str, str]:
-    """The subset of dotenv syntax compose files use: KEY=VALUE, quotes, comments, ``export``."""
+# What python-dotenv (podman-compose reads .env with it) expands in a value: ${NAME} and ${NAME:-default}.
+_DOTENV_VAR = re.compile(r"\$\{(?P<name>[^}:]*)(?::-(?P<default>[^}]*))?\}")
+
+
+def parse_dotenv(text: str, environ: t.Mapping[str, str] | None = None) -> dict[str, str]:
+    """The subset of dotenv syntax compose files use: KEY=VALUE, quotes, comments, ``export``. With
+    ``environ``, ``${NAME}`` and ``${NAME:-default}`` in values are expanded as podman-compose's python-dotenv
+    (1.x) does, quoted values included: from the lines above first, then from ``environ``."""
     values: dict[str, str] = {}
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
@@ -327,10 +333,15 @@ def parse_dotenv(text: str) -> dict[str, str]:
         if not match:
             continue
         key, value = match.group(1), match.group(2).strip()
-        if value[:1] in ("'", '"') and value.find(value[0], 1) > 0:
+        quote = value[:1] if value[:1] in ("'", '"') and value.find(value[0], 1) > 0 else ""
+        if quote:
             value = value[1 : value.find(value[0], 1)]  # quoted: up to the closing quote, comment after it
         elif " #" in value:
             value = value.split(" #", 1)[0].rstrip()
+        if environ is not None:
+            known = {**environ, **values}
+            # python-dotenv's rule, not compose's: a variable that is set but empty stays empty even with ':-'.
+            value = _DOTENV_VAR.sub(lambda var, known=known: known.get(var.group("name"), var.group("default") or "") or "", value)
         values[key] = value
     return values
 
@@ -621,7 +632,7 @@ def load_project(service_dir: str, compose_file: str | None = None, environ: t.M
     if os.path.isfile(dotenv_path):
         try:
             with open(dotenv_path, encoding="utf-8-sig", errors="replace") as handle:
-                dotenv = parse_dotenv(handle.read())
+                dotenv = parse_dotenv(handle.read(), environ if environ is not None else os.environ)
         except OSError as exc:
             raise PodopsError(f"cannot read {dotenv_path}: {exc.strerror}") from exc
     variables = dict(dotenv)

@@ -162,6 +162,36 @@ def test_parse_dotenv():
     }
 
 
+DOTENV_WITH_VARIABLES = (
+    "BASE=/srv/app\n"
+    "DATA=${BASE}/data\n"
+    'QUOTED="${BASE}/q"\n'
+    "SINGLE='${BASE}/s'\n"
+    "FROM_ENV=${HOST_VALUE}/x\n"
+    "DEFAULTED=${NOT_SET:-fallback}\n"
+    "EMPTY=\n"
+    "EMPTY_DEFAULT=${EMPTY:-fallback}\n"
+    "SHADOW=${HOST_VALUE}\n"
+    "HOST_VALUE=from-file\n"
+    "AFTER=${HOST_VALUE}\n"
+)
+
+
+def test_parse_dotenv_expands_variables_like_python_dotenv(tmp_path, monkeypatch):
+    """podman-compose reads .env with python-dotenv's dotenv_values: the same text gives the same values."""
+    dotenv = pytest.importorskip("dotenv")
+    monkeypatch.setenv("HOST_VALUE", "from-env")
+    monkeypatch.delenv("NOT_SET", raising=False)
+    (tmp_path / ".env").write_text(DOTENV_WITH_VARIABLES)
+
+    theirs = dotenv.dotenv_values(str(tmp_path / ".env"))
+    ours = parse_dotenv(DOTENV_WITH_VARIABLES, dict(os.environ))
+
+    assert ours == theirs
+    assert ours["DATA"] == "/srv/app/data" and ours["SINGLE"] == "/srv/app/s" and ours["AFTER"] == "from-file"
+    assert parse_dotenv("A=${B}\n") == {"A": "${B}"}, "without an environment nothing is expanded"
+
+
 def test_parse_dotenv_quoted_value_with_inline_comment():
     assert parse_dotenv("TAG=\"1.2\" # pinned\nNAME='shop'  # the stack\n") == {"TAG": "1.2", "NAME": "shop"}
 
