@@ -40,6 +40,8 @@ HEALTH_DEFAULTS = {"timeout": 60.0, "samples": 2, "interval": 0.5}
 DEFAULT_ORDER = 50
 XPODOPS_KEYS = ("strategy", "health", "ignore", "order", "oneshot", "slots", "image_updates", "timeouts", "profiles", "url_scheme")
 URL_SCHEMES = ("http", "https")
+# The time limits a service may set (the others - host-wide podman calls, git - are the same for all services).
+SERVICE_TIMEOUTS = ("pull", "up", "down", "healthcheck", "reload")
 
 
 @dataclass
@@ -512,10 +514,10 @@ def _timeouts(raw: t.Any, where: str) -> dict[str, float]:
     timeouts = dict(TIMEOUT_DEFAULTS)
     if raw is None:
         return timeouts
-    known = ", ".join(TIMEOUT_DEFAULTS)
+    known = ", ".join(SERVICE_TIMEOUTS)
     if not isinstance(raw, dict):
         raise PodopsError(f"{where}.timeouts must be a mapping of seconds, for example {{pull: 1200, up: 600}}; known keys: {known}")
-    unknown = sorted(str(key) for key in set(raw) - set(TIMEOUT_DEFAULTS))
+    unknown = sorted(str(key) for key in set(raw) - set(SERVICE_TIMEOUTS))
     if unknown:
         raise PodopsError(f"{where}.timeouts has unknown key(s) {', '.join(unknown)}; known keys: {known}")
     for key, value in raw.items():

@@ -577,7 +577,7 @@ def test_x_podops_partial_health_keeps_other_defaults(tmp_path):
         ({"url_scheme": "tcp"}, [".url_scheme must be one of http, https (the summary then prints URLs), not 'tcp'"]),
         ({"profiles": [1]}, [".profiles must be a list of compose profile names such as [monitoring, debug]"]),
         ({"timeouts": 600}, [".timeouts must be a mapping of seconds, for example {pull: 1200, up: 600}"]),
-        ({"timeouts": {"upp": 600}}, [".timeouts has unknown key(s) upp", "known keys: pull, up, down, podman, healthcheck, reload"]),
+        ({"timeouts": {"upp": 600}}, [".timeouts has unknown key(s) upp", "known keys: pull, up, down, healthcheck, reload"]),
         ({"timeouts": {"up": 0}}, [".timeouts.up must be a number of seconds > 0, not 0"]),
         ({"timeouts": {"pull": "long"}}, [".timeouts.pull must be a number of seconds > 0, not 'long'"]),
     ],
