@@ -670,7 +670,7 @@ def load_project(service_dir: str, compose_file: str | None = None, environ: t.M
             f"{compose_name}: no service is active: all have 'profiles:' and none of them is active "
             f"(active: {', '.join(profiles) or 'none'}); set COMPOSE_PROFILES in .env or x-podops.profiles"
         )
-    return ComposeProject(
+    project = ComposeProject(
         service_dir=service_dir,
         compose_file=compose_file,
         name=interpolate(str(name), variables) if name else None,
@@ -684,3 +684,10 @@ def load_project(service_dir: str, compose_file: str | None = None, environ: t.M
         raw=data,
         override_file=override,
     )
+    # Interpolate what podops reads now: a required variable without a value (${NAME:?...}) fails this
+    # service here, with its name, instead of whatever later step (a summary, another service's clash check).
+    project.service_images(environ)
+    project.container_names(project.name or "check", environ)
+    project.published(environ)
+    project.referenced_paths(environ)
+    return project

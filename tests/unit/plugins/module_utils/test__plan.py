@@ -404,6 +404,17 @@ def test_missing_required_env_file_fails_the_service(repo, write_tree, plan_of):
     )
 
 
+def test_a_required_variable_without_a_value_fails_only_its_service(repo, write_tree, plan_of):
+    write_tree(repo, {"services/web/compose.yaml": "services:\n  web:\n    image: nginx\n    container_name: ${WEB_NAME:?set WEB_NAME in .env}\n"})
+
+    plan = plan_of(repo)
+
+    item = plan.items["web"]
+    assert (item.action, item.reason) == ("failed", "invalid")
+    assert item.error == "required variable WEB_NAME is missing a value: set WEB_NAME in .env"
+    assert plan.items["db"].action == "deploy", "the other services are planned as usual"
+
+
 def test_every_missing_file_compose_reads_is_named_at_once_each_path_once(repo, write_tree, plan_of):
     compose = (
         "include: [db.yaml]\n"
