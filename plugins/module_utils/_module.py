@@ -140,6 +140,8 @@ def _compose_slots(module: t.Any, params: t.Mapping[str, t.Any], state_dir: str,
         health_samples=settings.health_samples,
         health_interval=settings.health_interval,
         oneshot=settings.oneshot,
+        timeouts=settings.timeouts,
+        profiles=settings.profiles,
         slots={"ports": config.ports, "stop_timeout": params["stop_timeout"]},
     )
     podman = Podman(runner, params.get("podman_executable"))
