@@ -59,7 +59,8 @@ def test_a_hanging_compose_up_is_cut_off_and_the_run_goes_on(host, repo, tmp_pat
         time.sleep(0.2)
     assert not alive(int(pid_file.read_text())), "the processes the hanging command started were ended"
 
-    # The host lock was released: a run that waits at most a second for it gets it.
+    # The run ended instead of hanging with the host lock: the next run gets it at once (waiting a second at
+    # most) and retries the failed service.
     again = host.reconcile(repo, podops_compose_executable=str(wrapper), podops_lock_timeout=1, timeout=300)
     assert "another reconcile is running" not in again.stdout, again
     assert again.report["services"]["hang"]["reason"] == "retry"
