@@ -77,3 +77,52 @@ def test_a_service_with_ordinary_timeouts_deploys(host, repo):
     run = host.reconcile(repo)
     assert run.rc == 0, run
     assert http_get(port) == "web"
+
+
+def waiting_podman(prefix: str) -> list[str]:
+    """Command lines of processes still running a 'podman wait' for containers of this test."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                argv = handle.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "wait" in argv and any(prefix in arg for arg in argv) and alive(int(pid)):
+            found.append(" ".join(argv))
+    return found
+
+
+def test_real_podman_compose_waiting_forever_for_a_job_is_cut_off(host, repo):
+    """podman-compose (through its fork server) waits for a job that never completes: a real hang."""
+    port = free_port()
+    repo.write(
+        "services/stuck/compose.yaml",
+        "x-podops:\n  health: {timeout: 20, samples: 2, interval: 0.3}\n  timeouts: {up: 8}\n"
+        f"""services:
+  migrate:
+    image: localhost/podops-demo:1
+    command: ["sleep", "600"]
+  web:
+    image: localhost/podops-demo:1
+    ports: ["127.0.0.1:{port}:8080"]
+    depends_on:
+      migrate: {{condition: service_completed_successfully}}
+""",
+    )
+    good_port = free_port()
+    repo.add_web("good", good_port, "good")
+    repo.commit()
+    started = time.monotonic()
+    run = host.reconcile(repo, timeout=300)
+    assert time.monotonic() - started < 120, run
+    services = run.report["services"]
+    assert services["stuck"]["action"] == "failed"
+    assert "'podman-compose up' timed out after 8s" in services["stuck"]["error"], services["stuck"]["error"]
+    assert services["good"]["action"] == "deployed"
+    assert http_get(good_port) == "good"
+    deadline = time.monotonic() + 10
+    while waiting_podman(host.prefix) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert waiting_podman(host.prefix) == [], "the podman processes podman-compose started were ended"
+    assert all(c["State"] != "running" for c in host.containers("stuck")), "a failed first deploy is stopped"
