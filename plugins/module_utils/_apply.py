@@ -26,7 +26,7 @@ import typing as t
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ._common import LABEL_COMMIT, LABEL_DIGEST, LABEL_IMAGE, LABEL_PREFIX, LABEL_SERVICE, LABEL_SLOT, PodopsError
+from ._common import LABEL_COMMIT, LABEL_DIGEST, LABEL_IMAGE, LABEL_PREFIX, LABEL_SERVICE, LABEL_SLOT, TIMEOUT_DEFAULTS, PodopsError
 from ._compose import ComposeProject, load_project
 from ._digest import Secrets
 from ._health import wait_healthy
@@ -64,7 +64,8 @@ def override_document(
     exactly the containers whose image changed; ``pins`` replaces a service's image (rollback to an ID).
     """
     services: dict[str, dict] = {}
-    for name in project.services:
+    # Inactive services too: one started by hand with its profile carries the labels as well.
+    for name in [*project.services, *project.inactive]:
         entry: dict[str, t.Any] = {"labels": dict(labels)}
         if images and name in images:
             entry["labels"][LABEL_IMAGE] = images[name]
@@ -150,10 +151,20 @@ class Deployer:
         # A project podops has not changed in this run is as the plan's ps saw it: no second host-wide ps.
         current = self.podman.known_containers(project_name)
         stale = [c.name for c in current if c.compose_service not in project.services]
-        self.podman.remove_containers(stale)
+        self.podman.remove_containers(stale, timeout=project.settings.timeouts["down"])
         pod = None if project.pod_setting else False
         try:
-            self.compose.up(project_name, project.compose_file, override, pod, build=project.builds, user_override=project.override_file, env=env)
+            self.compose.up(
+                project_name,
+                project.compose_file,
+                override,
+                pod,
+                build=project.builds,
+                user_override=project.override_file,
+                env=env,
+                timeout=project.settings.timeouts["up"],
+                profiles=project.profiles,
+            )
         finally:
             self.podman.touched(project_name)
             if project.builds:
@@ -163,10 +174,11 @@ class Deployer:
             self.podman,
             project_name,
             project.started_services(),
-            settings.oneshot,
+            project.jobs(),
             settings.health_timeout,
             settings.health_samples,
             settings.health_interval,
+            check_timeout=settings.timeouts["healthcheck"],
         )
         # podman read the env files when it created the containers: their plaintext is not needed any more.
         for ref in project.env_files:
@@ -230,7 +242,7 @@ class Deployer:
                     image_id = None if fresh_pull else self.image_id(image)
                     if image_id is None:
                         try:
-                            self.podman.pull(image)
+                            self.podman.pull(image, timeout=project.settings.timeouts["pull"])
                         finally:
                             self.forget_images(image)
                         image_id = self.image_id(image, fresh=True)
@@ -252,7 +264,7 @@ class Deployer:
             return self.switch(spec, recorded, images, started)
         try:
             # Containers made by hand under this project's names would block podman-compose (drift).
-            self.podman.remove_containers(spec.squatters)
+            self.podman.remove_containers(spec.squatters, timeout=project.settings.timeouts["down"])
             old_project = (recorded or {}).get("project")
             if (recorded or {}).get("strategy") == "blue-green":
                 # Back from blue-green: both slots go (the active one comes back from the snapshot on failure).
@@ -301,7 +313,7 @@ class Deployer:
         snap_dir = self.snapshots.service_dir(spec.name, spec.rel_dir) if recorded.get("digest") else None
         if snap_dir is None:
             # Stop this project's containers only (by label, never by name: a name may be another's).
-            self.podman.stop_project(spec.project_name)
+            self.podman.stop_project(spec.project_name, timeout=spec.project.settings.timeouts["down"] if spec.project else TIMEOUT_DEFAULTS["down"])
             return Outcome(FAILED, f"{error} (no earlier version to go back to; its containers were stopped)")
         try:
             compose_name = recorded.get("compose_file")

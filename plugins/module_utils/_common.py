@@ -37,13 +37,53 @@ MIN_PODMAN_COMPOSE_VERSION = (1, 1, 0)
 # A service name is one directory name: no separators, no dot-dirs, nothing a shell or a path could abuse.
 SERVICE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
-# The runner every part of the core shells out through: argv list in, (rc, stdout, stderr) out.
-# The modules pass AnsibleModule.run_command; tests pass a subprocess wrapper.
+# The runner every part of the core shells out through: ``runner(argv, cwd=None, env=None, timeout=None)``
+# -> (rc, stdout, stderr); it raises CommandTimeout when the command outlives ``timeout`` seconds (after
+# ending its process group). The modules and podops-pull pass _process.run_process with their environment;
+# tests pass a subprocess wrapper.
 Runner = t.Callable[..., tuple[int, str, str]]
 
 
 class PodopsError(Exception):
     """An error a user can act on; the message says what is wrong and how to fix it."""
+
+
+# Time limits (seconds) of the commands podops runs; a service's ``x-podops.timeouts`` overrides them.
+# pull: ``podman pull`` of one image (large images take minutes); up: ``podman-compose up``; down: stopping
+# and removing containers (``podman stop``/``rm``); healthcheck: one ``podman healthcheck run``; reload: a
+# blue-green reload command; podman: every other podman (and podman-compose) call, git included.
+TIMEOUT_DEFAULTS: dict[str, float] = {"pull": 900.0, "up": 300.0, "down": 300.0, "podman": 60.0, "healthcheck": 60.0, "reload": 60.0}
+# A runner asked to run a command without a stated limit still gives it one.
+FALLBACK_TIMEOUT = 300.0
+
+
+class CommandTimeout(PodopsError):
+    """A command ran longer than its time limit; its processes (its whole process group) were ended."""
+
+    def __init__(self, command: str, timeout: float):
+        self.command = command
+        self.timeout = timeout
+        super().__init__(f"'{command}' timed out after {timeout:g}s; its processes were ended")
+
+
+# The words that name what a command does (``podman healthcheck run``, ``podman-compose up``, ``git ls-files``).
+_VERBS = frozenset(
+    {
+        *("up", "down", "pull", "push", "build", "config", "ps", "rm", "stop", "start", "restart", "kill", "tag", "run", "exec"),
+        *("logs", "inspect", "image", "pod", "network", "volume", "healthcheck", "version"),
+        *("rev-parse", "ls-files", "fetch", "reset", "clone", "diff", "is-active", "daemon-reload", "reload", "status"),
+    }
+)
+
+
+def command_name(argv: t.Sequence[str]) -> str:
+    """A short name of a command for messages: the program and what it was asked to do, never its arguments
+    (paths, images, secrets): ``podman-compose up``, ``podman healthcheck run``, ``nginx``."""
+    if not argv:
+        return "(empty command)"
+    words = [str(argv[0]).rsplit("/", 1)[-1]]
+    words += [str(arg) for arg in argv[1:] if str(arg) in _VERBS][:2]
+    return " ".join(words)
 
 
 def utcnow() -> str:

@@ -18,7 +18,7 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
-from ._common import COMPOSE_FILE_NAMES, PodopsError
+from ._common import COMPOSE_FILE_NAMES, TIMEOUT_DEFAULTS, PodopsError
 from ._switch import DEFAULT_UPSTREAM_TEMPLATE, SwitchConfig
 
 try:
@@ -38,7 +38,10 @@ STRATEGIES = ("recreate", "blue-green")
 SLOT_KEYS = ("ports", "health_url", "upstream_file", "upstream_template", "reload_command", "drain", "stop_timeout")
 HEALTH_DEFAULTS = {"timeout": 60.0, "samples": 2, "interval": 0.5}
 DEFAULT_ORDER = 50
-XPODOPS_KEYS = ("strategy", "health", "ignore", "order", "oneshot", "slots", "image_updates")
+XPODOPS_KEYS = ("strategy", "health", "ignore", "order", "oneshot", "slots", "image_updates", "timeouts", "profiles", "url_scheme")
+URL_SCHEMES = ("http", "https")
+# The time limits a service may set (the others - host-wide podman calls, git - are the same for all services).
+SERVICE_TIMEOUTS = ("pull", "up", "down", "healthcheck", "reload")
 
 
 @dataclass
@@ -63,6 +66,9 @@ class Settings:
     oneshot: list[str] = field(default_factory=list)
     image_updates: bool | None = None  # None: follow podops_image_updates
     slots: dict[str, t.Any] = field(default_factory=dict)  # blue-green: x-podops.slots, validated
+    timeouts: dict[str, float] = field(default_factory=lambda: dict(TIMEOUT_DEFAULTS))  # x-podops.timeouts over the defaults
+    profiles: list[str] = field(default_factory=list)  # x-podops.profiles: active besides COMPOSE_PROFILES
+    url_scheme: str | None = None  # x-podops.url_scheme: the summary prints its TCP ports as http(s) URLs
 
     @property
     def blue_green(self) -> bool:
@@ -82,6 +88,7 @@ class Settings:
             upstream_template=slots.get("upstream_template") or DEFAULT_UPSTREAM_TEMPLATE,
             reload_command=list(slots.get("reload_command") or []),
             drain=float(slots.get("drain", 2.0)),
+            reload_timeout=self.timeouts["reload"],
         )
 
     def slot_env(self, slot: str) -> dict[str, str]:
@@ -98,10 +105,12 @@ class ComposeProject:
     service_dir: str
     compose_file: str
     name: str | None  # top-level ``name:``
-    services: dict[str, dict]
+    services: dict[str, dict]  # the active services: no ``profiles:``, or one of the active profiles
     settings: Settings
     dotenv: dict[str, str]
     env_files: list[EnvFileRef]
+    profiles: list[str] = field(default_factory=list)  # the active profiles (COMPOSE_PROFILES and x-podops.profiles)
+    inactive: dict[str, dict] = field(default_factory=dict)  # services of profiles that are not active: podops leaves them out
     override_file: str | None = None  # compose.override.yaml and friends, passed on with -f
     pod_setting: bool = False  # the file chooses pod use itself (x-podman.in_pod)
     raw: dict = field(default_factory=dict)  # the whole file, for the top-level sections
@@ -140,9 +149,20 @@ class ComposeProject:
         merged.update(self.slot_env)
         return merged
 
+    def jobs(self) -> list[str]:
+        """Compose services that may exit with code 0: those another service waits for with ``depends_on:
+        {x: {condition: service_completed_successfully}}`` (a migration, an init step) and x-podops.oneshot."""
+        found = list(self.settings.oneshot)
+        for svc in self.services.values():
+            depends = svc.get("depends_on")
+            for name, spec in depends.items() if isinstance(depends, dict) else []:
+                if isinstance(spec, dict) and spec.get("condition") == "service_completed_successfully" and name not in found:
+                    found.append(name)
+        return found
+
     def started_services(self) -> list[str]:
-        """Compose services ``up`` starts: those without a ``profiles`` key."""
-        return [name for name, svc in self.services.items() if not svc.get("profiles")]
+        """Compose services ``up`` starts: the active ones (without ``profiles``, or of an active profile)."""
+        return list(self.services)
 
     @property
     def builds(self) -> bool:
@@ -171,8 +191,10 @@ class ComposeProject:
             found.setdefault(path, (ref, path, os.path.isdir(path), "bind" if relative_only else "config"))
 
         for section in ("secrets", "configs"):
-            for entry in (self.raw.get(section) or {}).values():
-                if isinstance(entry, dict):
+            used = _used_by(self.services, section)
+            unused_by_active = _used_by(self.inactive, section) - used
+            for key, entry in (self.raw.get(section) or {}).items():
+                if isinstance(entry, dict) and key not in unused_by_active:
                     add(entry.get("file"))
         includes = self.raw.get("include") or []
         for entry in includes if isinstance(includes, list) else []:
@@ -216,14 +238,23 @@ class ComposeProject:
         return found
 
     def published_ports(self, environ: t.Mapping[str, str] | None = None) -> list[str]:
-        """Host ports as ``[ip:]port`` strings, for the URLs a summary prints."""
+        """Host ports as ``[ip:]port`` strings."""
+        found: list[str] = []
+        for host, _protocol in self.published(environ):
+            if host not in found:
+                found.append(host)
+        return found
+
+    def published(self, environ: t.Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+        """Host ports as ``([ip:]port, protocol)``, protocol ``tcp`` or ``udp``, for the summary."""
         variables = self.variables(environ)
-        found = []
+        found: list[tuple[str, str]] = []
         for svc in self.services.values():
             for port in svc.get("ports") or []:
                 host = _host_port(port, variables)
-                if host and host not in found:
-                    found.append(host)
+                entry = (host, _protocol(port, variables))
+                if host and entry not in found:
+                    found.append(entry)  # type: ignore[arg-type]
         return found
 
 
@@ -255,7 +286,10 @@ def _included_services(service_dir: str, data: dict, compose_name: str, variable
         for ref in paths if isinstance(paths, list) else [paths]:
             if not isinstance(ref, str):
                 continue
-            included = load_yaml_file(os.path.normpath(os.path.join(service_dir, interpolate(ref, variables))))
+            path = os.path.normpath(os.path.join(service_dir, interpolate(ref, variables)))
+            if not os.path.exists(path):
+                continue  # the plan names it with every other missing file (referenced_paths lists it)
+            included = load_yaml_file(path)
             services = included.get("services") if isinstance(included, dict) else None
             if not isinstance(services, dict):
                 raise PodopsError(f"{compose_name}: the included file {ref} has no 'services:' mapping")
@@ -285,8 +319,14 @@ def load_yaml_file(path: str) -> t.Any:
 _DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$")
 
 
-def parse_dotenv(text: str) -> dict[str, str]:
-    """The subset of dotenv syntax compose files use: KEY=VALUE, quotes, comments, ``export``."""
+# What python-dotenv (podman-compose reads .env with it) expands in a value: ${NAME} and ${NAME:-default}.
+_DOTENV_VAR = re.compile(r"\$\{(?P<name>[^}:]*)(?::-(?P<default>[^}]*))?\}")
+
+
+def parse_dotenv(text: str, environ: t.Mapping[str, str] | None = None) -> dict[str, str]:
+    """The subset of dotenv syntax compose files use: KEY=VALUE, quotes, comments, ``export``. With
+    ``environ``, ``${NAME}`` and ``${NAME:-default}`` in values are expanded as podman-compose's python-dotenv
+    (1.x) does, quoted values included: from the lines above first, then from ``environ``."""
     values: dict[str, str] = {}
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
@@ -295,37 +335,100 @@ def parse_dotenv(text: str) -> dict[str, str]:
         if not match:
             continue
         key, value = match.group(1), match.group(2).strip()
-        if value[:1] in ("'", '"') and value.find(value[0], 1) > 0:
+        quote = value[:1] if value[:1] in ("'", '"') and value.find(value[0], 1) > 0 else ""
+        if quote:
             value = value[1 : value.find(value[0], 1)]  # quoted: up to the closing quote, comment after it
         elif " #" in value:
             value = value.split(" #", 1)[0].rstrip()
+        if environ is not None:
+            known = {**environ, **values}
+            # python-dotenv's rule, not compose's: a variable that is set but empty stays empty even with ':-'.
+            value = _DOTENV_VAR.sub(lambda var, known=known: known.get(var.group("name"), var.group("default") or "") or "", value)
         values[key] = value
     return values
 
 
-_VAR = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+_NAME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_NAME_CHARS = _NAME_START | frozenset("0123456789")
+# Longest first: ``${A:-x}`` is ``:-``, not a name followed by ``:``.
+_OPERATORS = (":-", ":?", ":+", "-", "?", "+")
 
 
 def interpolate(text: str, variables: t.Mapping[str, str]) -> str:
-    """Compose-style ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:+alt}``, ``$VAR``, ``$$``."""
+    """Compose-spec interpolation, as podman-compose 1.6 does it: ``$VAR``, ``${VAR}``, ``${VAR:-default}``,
+    ``${VAR-default}``, ``${VAR:?error}``, ``${VAR?error}``, ``${VAR:+alt}``, ``${VAR+alt}``, nested
+    (``${TAG:-$VERSION}``, ``${A:-${B:-x}}``), ``$$`` for a literal ``$``; a ``$`` that starts no variable
+    (``$5``) stays as it is. A required variable without a value, an unknown operator (``${A/x/y}``) or an
+    unclosed brace raise PodopsError, as compose refuses such a file."""
+    out: list[str] = []
+    i, end = 0, len(text)
+    while i < end:
+        char = text[i]
+        following = text[i + 1] if i + 1 < end else ""
+        if char != "$" or not following:
+            out.append(char)
+            i += 1
+        elif following == "$":
+            out.append("$")
+            i += 2
+        elif following == "{":
+            close = _closing_brace(text, i + 2)
+            out.append(_braced(text[i + 2 : close], variables))
+            i = close + 1
+        elif following in _NAME_START:
+            j = i + 1
+            while j < end and text[j] in _NAME_CHARS:
+                j += 1
+            out.append(variables.get(text[i + 1 : j]) or "")
+            i = j
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
 
-    def replace(match: re.Match) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        name = match.group(1) or match.group(4)
-        op, arg = match.group(2), match.group(3) or ""
-        value = variables.get(name)
-        if op in (":-", ":?"):
-            return value if value else (arg if op == ":-" else "")
-        if op in ("-", "?"):
-            return value if value is not None else (arg if op == "-" else "")
-        if op == ":+":
-            return arg if value else ""
-        if op == "+":
-            return arg if value is not None else ""
+
+def _closing_brace(text: str, start: int) -> int:
+    depth = 1
+    for index in range(start, len(text)):
+        if text[index] == "{":
+            depth += 1
+        elif text[index] == "}":
+            depth -= 1
+            if depth == 0:
+                return index
+    raise PodopsError(f"no closing brace in {text!r}: write $$ for a literal $")
+
+
+def _braced(content: str, variables: t.Mapping[str, str]) -> str:
+    """The value of one ``${...}`` (its content without the braces); operands are interpolated only when used."""
+    if not content or content[0] not in _NAME_START:
+        raise PodopsError(f"invalid interpolation format ${{{content}}}: write $$ for a literal $")
+    length = 1
+    while length < len(content) and content[length] in _NAME_CHARS:
+        length += 1
+    name, rest = content[:length], content[length:]
+    value = variables.get(name)
+    if not rest:
         return value or ""
+    operator = next((op for op in _OPERATORS if rest.startswith(op)), None)
+    if operator is None:
+        raise PodopsError(f"invalid interpolation ${{{content}}}: compose knows only :-, -, :?, ?, :+ and +")
+    operand = rest[len(operator) :]
+    present = value is not None and (value != "" or ":" not in operator)  # ':' also counts an empty value as unset
+    if operator.endswith("-"):
+        return t.cast(str, value) if present else interpolate(operand, variables)
+    if operator.endswith("?"):
+        if not present:
+            raise PodopsError(f"required variable {name} is missing a value: {interpolate(operand, variables)}")
+        return t.cast(str, value)
+    return interpolate(operand, variables) if present else ""
 
-    return _VAR.sub(replace, text)
+
+def _protocol(port: t.Any, variables: t.Mapping[str, str]) -> str:
+    if isinstance(port, dict):
+        return str(port.get("protocol") or "tcp").lower()
+    _spec, _sep, protocol = interpolate(str(port), variables).partition("/")
+    return protocol.lower() or "tcp"
 
 
 def _host_port(port: t.Any, variables: t.Mapping[str, str]) -> str | None:
@@ -391,8 +494,37 @@ def _settings(raw: t.Any, compose_name: str, services: t.Mapping[str, t.Any]) ->
     if image_updates is not None and not isinstance(image_updates, bool):
         raise PodopsError(f"{where}.image_updates must be true or false, not {image_updates!r}")
     settings.image_updates = image_updates
+    settings.timeouts = _timeouts(raw.get("timeouts"), where)
+    profiles = raw.get("profiles") or []
+    if isinstance(profiles, str):
+        profiles = [profiles]
+    if not isinstance(profiles, list) or not all(isinstance(item, str) and item for item in profiles):
+        raise PodopsError(f"{where}.profiles must be a list of compose profile names such as [monitoring, debug]")
+    settings.profiles = profiles
+    scheme = raw.get("url_scheme")
+    if scheme is not None and scheme not in URL_SCHEMES:
+        raise PodopsError(f"{where}.url_scheme must be one of {', '.join(URL_SCHEMES)} (the summary then prints URLs), not {scheme!r}")
+    settings.url_scheme = scheme
     settings.slots = _slots(raw.get("slots"), settings, where, services)
     return settings
+
+
+def _timeouts(raw: t.Any, where: str) -> dict[str, float]:
+    """x-podops.timeouts: seconds per kind of command, over TIMEOUT_DEFAULTS."""
+    timeouts = dict(TIMEOUT_DEFAULTS)
+    if raw is None:
+        return timeouts
+    known = ", ".join(SERVICE_TIMEOUTS)
+    if not isinstance(raw, dict):
+        raise PodopsError(f"{where}.timeouts must be a mapping of seconds, for example {{pull: 1200, up: 600}}; known keys: {known}")
+    unknown = sorted(str(key) for key in set(raw) - set(SERVICE_TIMEOUTS))
+    if unknown:
+        raise PodopsError(f"{where}.timeouts has unknown key(s) {', '.join(unknown)}; known keys: {known}")
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise PodopsError(f"{where}.timeouts.{key} must be a number of seconds > 0, not {value!r}")
+        timeouts[key] = float(value)
+    return timeouts
 
 
 def _slots(raw: t.Any, settings: Settings, where: str, services: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
@@ -456,6 +588,38 @@ def _env_file_refs(service_dir: str, compose_name: str, services: dict, variable
     return list(refs.values())
 
 
+def active_profiles(variables: t.Mapping[str, str], chosen: t.Iterable[str] = ()) -> list[str]:
+    """The active compose profiles, as podman-compose 1.6 takes them: COMPOSE_PROFILES (comma-separated; the
+    environment over the service's .env) together with those podops passes as --profile (x-podops.profiles)."""
+    found: list[str] = []
+    for name in [*(variables.get("COMPOSE_PROFILES") or "").split(","), *chosen]:
+        name = name.strip()
+        if name and name not in found:
+            found.append(name)
+    return found
+
+
+def is_active(svc: t.Mapping[str, t.Any], profiles: t.Sequence[str], compose_name: str = "compose file", name: str = "?") -> bool:
+    """A service without ``profiles:`` is always active; one with profiles when one of them is active."""
+    own = svc.get("profiles")
+    if not own:
+        return True
+    if isinstance(own, str) or not isinstance(own, list):
+        raise PodopsError(f"{compose_name}: services.{name}.profiles must be a list of profile names, for example [debug]")
+    return bool(set(map(str, own)) & set(profiles))
+
+
+def _used_by(services: t.Mapping[str, t.Any], section: str) -> set[str]:
+    """Names of the top-level ``secrets``/``configs`` entries these services use."""
+    used: set[str] = set()
+    for svc in services.values():
+        for item in (svc.get(section) or []) if isinstance(svc, dict) else []:
+            source = item.get("source") if isinstance(item, dict) else item
+            if isinstance(source, str):
+                used.add(source)
+    return used
+
+
 def load_project(service_dir: str, compose_file: str | None = None, environ: t.Mapping[str, str] | None = None) -> ComposeProject:
     """Read a service's compose file; raise PodopsError with file and line on any problem."""
     compose_file = compose_file or find_compose_file(service_dir)
@@ -470,7 +634,7 @@ def load_project(service_dir: str, compose_file: str | None = None, environ: t.M
     if os.path.isfile(dotenv_path):
         try:
             with open(dotenv_path, encoding="utf-8-sig", errors="replace") as handle:
-                dotenv = parse_dotenv(handle.read())
+                dotenv = parse_dotenv(handle.read(), environ if environ is not None else os.environ)
         except OSError as exc:
             raise PodopsError(f"cannot read {dotenv_path}: {exc.strerror}") from exc
     variables = dict(dotenv)
@@ -497,15 +661,33 @@ def load_project(service_dir: str, compose_file: str | None = None, environ: t.M
     if not services:
         raise PodopsError(f"{compose_name} has no services: add a 'services:' mapping with at least one service")
     name = data.get("name")
-    return ComposeProject(
+    settings = _settings(data.get("x-podops"), compose_name, services)
+    profiles = active_profiles(variables, settings.profiles)
+    inactive = {name: svc for name, svc in services.items() if not is_active(svc, profiles, compose_name, name)}
+    active = {name: svc for name, svc in services.items() if name not in inactive}
+    if not active:
+        raise PodopsError(
+            f"{compose_name}: no service is active: all have 'profiles:' and none of them is active "
+            f"(active: {', '.join(profiles) or 'none'}); set COMPOSE_PROFILES in .env or x-podops.profiles"
+        )
+    project = ComposeProject(
         service_dir=service_dir,
         compose_file=compose_file,
         name=interpolate(str(name), variables) if name else None,
-        services=services,
-        settings=_settings(data.get("x-podops"), compose_name, services),
+        services=active,
+        settings=settings,
+        profiles=profiles,
+        inactive=inactive,
         dotenv=dotenv,
-        env_files=_env_file_refs(service_dir, compose_name, services, variables),
+        env_files=_env_file_refs(service_dir, compose_name, active, variables),
         pod_setting=isinstance(data.get("x-podman"), dict) and "in_pod" in data["x-podman"],
         raw=data,
         override_file=override,
     )
+    # Interpolate what podops reads now: a required variable without a value (${NAME:?...}) fails this
+    # service here, with its name, instead of whatever later step (a summary, another service's clash check).
+    project.service_images(environ)
+    project.container_names(project.name or "check", environ)
+    project.published(environ)
+    project.referenced_paths(environ)
+    return project

@@ -22,7 +22,7 @@ import os
 import stat
 import typing as t
 
-from ._common import PodopsError, Runner
+from ._common import TIMEOUT_DEFAULTS, PodopsError, Runner
 
 MISSING = "missing"
 VAULT_HEADER = b"$ANSIBLE_VAULT;"
@@ -55,7 +55,8 @@ class Secrets:
 
 def git_commit(runner: Runner, repo_dir: str) -> str | None:
     """HEAD of the checkout that holds ``repo_dir``, or None when it is not a git checkout."""
-    rc, out, _err = runner(["git", "-c", f"safe.directory={os.path.realpath(repo_dir)}", "-C", repo_dir, "rev-parse", "--verify", "-q", "HEAD"])
+    args = ["git", "-c", f"safe.directory={os.path.realpath(repo_dir)}", "-C", repo_dir, "rev-parse", "--verify", "-q", "HEAD"]
+    rc, out, _err = runner(args, timeout=TIMEOUT_DEFAULTS["podman"])
     commit = out.strip()
     return commit if rc == 0 and commit else None
 
@@ -77,7 +78,8 @@ def git_tracked_files(runner: Runner, repo_dir: str, sub_dir: str) -> list[str] 
             "--cached",
             "--",
             sub_dir,
-        ]
+        ],
+        timeout=TIMEOUT_DEFAULTS["podman"],
     )
     if rc != 0:
         return None
@@ -158,14 +160,23 @@ def file_map(
         entry = file_entry(os.path.join(service_dir, rel), secrets)
         if entry is not None:
             entries[rel] = f"{entry[0]}:{entry[1]}"
+    missing: list[str] = []
     for key, path, required in always:
         entry = file_entry(path, secrets)
         if entry is None:
             if required:
-                raise PodopsError(f"env file {key} ({path}) does not exist; create it or mark it 'required: false'")
+                named = key if key == path else f"{key} ({path})"
+                if named not in missing:
+                    missing.append(named)
             entries[key] = MISSING
         else:
             entries[key] = f"{entry[0]}:{entry[1]}"
+    if missing:
+        raise PodopsError(
+            f"{'a file' if len(missing) == 1 else f'{len(missing)} files'} the compose file reads "
+            f"{'does' if len(missing) == 1 else 'do'} not exist: {', '.join(missing)}; create "
+            f"{'it' if len(missing) == 1 else 'them'} (an env_file entry can be marked 'required: false')"
+        )
     return entries
 
 

@@ -35,6 +35,9 @@ import threading
 import time
 import typing as t
 
+from ._common import TIMEOUT_DEFAULTS, CommandTimeout, command_name
+from ._process import GRACE, end_process_group
+
 # What the Ansible runner (plugins/module_utils/_module.py make_runner) adds to every command's environment.
 C_LOCALE = {"LC_ALL": "C", "LANG": "C"}
 DISABLE_VARIABLE = "PODOPS_COMPOSE_FORK_SERVER"
@@ -43,8 +46,10 @@ DISABLE_VARIABLE = "PODOPS_COMPOSE_FORK_SERVER"
 _CONSOLE_SCRIPT = re.compile(r"^from podman_compose import main\s*$.*^\s*sys\.exit\(main\(\)\)\s*$", re.MULTILINE | re.DOTALL)
 
 # Runs in podman-compose's own interpreter: ``python -c SERVER <podman-compose script>``; stdin = requests
-# (one JSON object a line), stdout = answers (``ready``/``fail`` first, then ``<id> <rc>`` or
-# ``<id> spawn-failed`` a line). Plain Python 3.6+ without annotations: that interpreter may be older.
+# (one JSON object a line), stdout = answers (``ready``/``fail`` first, then ``<id> pid <pid>`` when a
+# call started, ``<id> <rc>`` or ``<id> spawn-failed`` a line). Each call's child leads a session (a
+# process group) of its own, so that a call that outlives its time limit is ended with all it started.
+# Plain Python 3.6+ without annotations: that interpreter may be older.
 SERVER = r'''# podops podman-compose fork server
 import json, os, re, select, signal, sys, traceback
 
@@ -163,6 +168,7 @@ def main():
             if pid == 0:
                 code = 1
                 try:
+                    os.setsid()
                     signal.set_wakeup_fd(-1)
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                     for fd in (requests, answers, wake_r, wake_w):
@@ -176,6 +182,7 @@ def main():
                         pass
                 os._exit(code)
             jobs[pid] = request["id"]
+            os.write(answers, ("%s pid %d\n" % (request["id"], pid)).encode())
 
 
 sys.exit(main())
@@ -252,6 +259,7 @@ class ForkServer:
         self._write_lock = threading.Lock()
         self._done = threading.Condition()
         self._results: dict[str, str] = {}
+        self._pids: dict[str, int] = {}  # calls running: request id -> pid (= process group) of its child
         self._dead = False
         self._reader: threading.Thread | None = None
 
@@ -300,13 +308,20 @@ class ForkServer:
         for raw in iter(stdout.readline, b""):
             request_id, _sep, result = raw.decode("utf-8", "replace").strip().partition(" ")
             with self._done:
-                self._results[request_id] = result
+                if result.startswith("pid "):
+                    self._pids[request_id] = int(result[4:])
+                else:
+                    self._pids.pop(request_id, None)
+                    self._results[request_id] = result
                 self._done.notify_all()
         with self._done:
             self._dead = True
             self._done.notify_all()
 
-    def run(self, args: t.Sequence[str], cwd: str | None = None, env: t.Mapping[str, str] | None = None) -> tuple[int, str, str]:
+    def run(
+        self, args: t.Sequence[str], cwd: str | None = None, env: t.Mapping[str, str] | None = None, timeout: float = TIMEOUT_DEFAULTS["podman"]
+    ) -> tuple[int, str, str]:
+        """Run one call; CommandTimeout after ``timeout`` seconds, once the call's process group was ended."""
         if not self.alive or self._tmp is None or self._proc is None or self._proc.stdin is None:
             raise Unavailable("the podman-compose fork server is not running")
         request_id = str(next(self._ids))
@@ -328,9 +343,16 @@ class ForkServer:
             with self._done:
                 self._dead = True
             raise Unavailable(f"the podman-compose fork server is gone: {exc}") from exc
+        deadline = time.monotonic() + timeout
         with self._done:
-            while request_id not in self._results and not self._dead:
-                self._done.wait()
+            while request_id not in self._results and not self._dead and time.monotonic() < deadline:
+                self._done.wait(max(0.0, deadline - time.monotonic()))
+            timed_out = request_id not in self._results and not self._dead
+        if timed_out:
+            self._end(request_id)
+            _take(out), _take(err)
+            raise CommandTimeout(command_name(args), timeout)
+        with self._done:
             result = self._results.pop(request_id, None)
         if result == "spawn-failed":
             raise Unavailable("the podman-compose fork server could not fork")
@@ -339,6 +361,20 @@ class ForkServer:
             # It may have run, or part of it: report a failure rather than run it a second time.
             return 1, stdout, stderr + "\npodops: the podman-compose fork server exited during this call"
         return int(result), stdout, stderr
+
+    def _end(self, request_id: str) -> None:
+        """End a call that outlived its limit: its child's process group, then wait for the server's answer."""
+        with self._done:
+            pid = self._pids.get(request_id)
+            if pid is None:  # forked but not announced yet: the answer is on its way
+                self._done.wait_for(lambda: request_id in self._pids or request_id in self._results or self._dead, timeout=GRACE)
+                pid = self._pids.get(request_id)
+        if pid is not None:
+            end_process_group(pid, gone=lambda: request_id in self._results or self._dead)
+        with self._done:
+            self._done.wait_for(lambda: request_id in self._results or self._dead, timeout=GRACE)
+            self._results.pop(request_id, None)
+            self._pids.pop(request_id, None)
 
     def close(self) -> None:
         """Stop the server (its request pipe closes: it exits) and remove its files."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 import typing as t
 
-from ._common import PodopsError
+from ._common import TIMEOUT_DEFAULTS, PodopsError
 from ._podman import Container, Podman
 
 
@@ -42,6 +42,11 @@ def judge_sample(
         if container.state in ("exited", "stopped", "dead"):
             if service in oneshot and container.exit_code == 0:
                 continue
+            if container.exit_code == 0:
+                return "fatal", (
+                    f"container {container.name} exited with code 0 (see 'podman logs {container.name}'); if compose service {service} is a "
+                    "one-shot job, list it in x-podops.oneshot (or let a service wait for it with depends_on condition service_completed_successfully)"
+                )
             return "fatal", f"container {container.name} exited with code {container.exit_code} (see 'podman logs {container.name}')"
         if container.state != "running":
             return "wait", f"container {container.name} is {container.state}"
@@ -62,6 +67,7 @@ def wait_healthy(
     interval: float,
     clock: t.Callable[[], float] = time.monotonic,
     sleep: t.Callable[[float], None] = time.sleep,
+    check_timeout: float = TIMEOUT_DEFAULTS["healthcheck"],
 ) -> int:
     """Block until ``samples`` consecutive good samples; raise PodopsError with the last reason on timeout.
 
@@ -73,7 +79,7 @@ def wait_healthy(
     reason = "no sample taken"
     while True:
         containers = podman.project_containers(project, not_before=time.monotonic())
-        healthy = {c.id: podman.healthcheck(c.id) for c in containers if c.state == "running" and c.health is not None}
+        healthy = {c.id: podman.healthcheck(c.id, timeout=check_timeout) for c in containers if c.state == "running" and c.health is not None}
         verdict, reason = judge_sample(containers, expected, oneshot, healthy, starts)
         starts = {c.id: c.started_at for c in containers}
         taken += 1

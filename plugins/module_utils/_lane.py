@@ -32,12 +32,12 @@ import contextlib
 import hashlib
 import json
 import os
-import subprocess
 import time
 import typing as t
 from dataclasses import dataclass
 
-from ._common import PodopsError
+from ._common import FALLBACK_TIMEOUT, TIMEOUT_DEFAULTS, PodopsError
+from ._process import run_process
 from ._state import LOCK_ENV, write_json
 
 ENGINE_FILE = "engine.json"
@@ -161,16 +161,14 @@ class Lane:
 
 def changed_paths(repo_dir: str, old: str, new: str) -> list[str]:
     """Files that differ between two commits of the checkout (both must be in its object store)."""
-    result = subprocess.run(
+    rc, out, err = run_process(
         ["git", "-c", f"safe.directory={os.path.realpath(repo_dir)}", "-C", repo_dir, "diff", "--no-renames", "--name-only", "-z", old, new, "--"],
-        capture_output=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
+        timeout=TIMEOUT_DEFAULTS["podman"],
     )
-    if result.returncode != 0:
-        message = result.stderr.decode("utf-8", "replace").strip().splitlines()
+    if rc != 0:
+        message = err.strip().splitlines()
         raise PodopsError(f"cannot compare {old[:12]} with {new[:12]}: {message[-1] if message else 'git diff failed'}")
-    return [path for path in result.stdout.decode("utf-8", "surrogateescape").split("\0") if path]
+    return [path for path in out.split("\0") if path]
 
 
 def decide(
@@ -220,12 +218,8 @@ def process_runner(env: t.Mapping[str, str]) -> t.Callable[..., tuple[int, str, 
     base = dict(env)
     base.update(LC_ALL="C", LANG="C")
 
-    def run(args: list[str], cwd: str | None = None, env: t.Mapping[str, str] | None = None) -> tuple[int, str, str]:
-        try:
-            result = subprocess.run(args, cwd=cwd, env={**base, **(env or {})}, capture_output=True, stdin=subprocess.DEVNULL, check=False)
-        except OSError as exc:
-            return 127, "", f"cannot run {args[0]}: {exc.strerror}"
-        return result.returncode, result.stdout.decode("utf-8", "replace"), result.stderr.decode("utf-8", "replace")
+    def run(args: list[str], cwd: str | None = None, env: t.Mapping[str, str] | None = None, timeout: float | None = None) -> tuple[int, str, str]:
+        return run_process(args, cwd=cwd, env={**base, **(env or {})}, timeout=timeout or FALLBACK_TIMEOUT)
 
     def command_environment(env: t.Mapping[str, str] | None = None) -> dict[str, str]:
         return {**base, **(env or {})}

@@ -140,6 +140,8 @@ def _compose_slots(module: t.Any, params: t.Mapping[str, t.Any], state_dir: str,
         health_samples=settings.health_samples,
         health_interval=settings.health_interval,
         oneshot=settings.oneshot,
+        timeouts=settings.timeouts,
+        profiles=settings.profiles,
         slots={"ports": config.ports, "stop_timeout": params["stop_timeout"]},
     )
     podman = Podman(runner, params.get("podman_executable"))
@@ -201,19 +203,17 @@ def default_state_dir() -> str:
 
 
 def make_runner(module: t.Any) -> t.Callable[..., tuple[int, str, str]]:
-    """AnsibleModule.run_command with an argv list, no shell, no ``~``/``$VAR`` expansion, C locale."""
-
-    def run(args: list[str], cwd: str | None = None, env: t.Mapping[str, str] | None = None) -> tuple[int, str, str]:
-        return module.run_command(
-            args,
-            cwd=cwd,
-            expand_user_and_vars=False,
-            environ_update={"LC_ALL": "C", "LANG": "C", **(env or {})},
-        )
-
-    # What run_command gives a command, for the podman-compose fork server to reproduce.
+    """The module's runner: an argv list, no shell, no ``~``/``$VAR`` expansion, the environment
+    ``module.run_command`` gives a command (C locale), and a time limit. ``run_command`` itself cannot end a
+    command that hangs (nor the processes it started), so the command runs through ``_process.run_process``."""
+    from ._common import FALLBACK_TIMEOUT
     from ._forkserver import command_environment
+    from ._process import run_process
 
+    def run(args: list[str], cwd: str | None = None, env: t.Mapping[str, str] | None = None, timeout: float | None = None) -> tuple[int, str, str]:
+        return run_process(args, cwd=cwd, env=command_environment(env), timeout=timeout or FALLBACK_TIMEOUT)
+
+    # What a command gets, for the podman-compose fork server to reproduce.
     run.command_environment = command_environment  # type: ignore[attr-defined]
     return run
 

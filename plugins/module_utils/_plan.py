@@ -248,7 +248,8 @@ def referenced_files(spec: ServiceSpec, runner: Runner, repo_dir: str, in_git: b
                 entries.append((env_key(os.path.relpath(full, spec.service_dir), full, spec.service_dir), full, False))
             continue
         if not is_dir:
-            entries.append((env_key(ref, path, spec.service_dir), path, False))
+            # A secret, config, extends or include file compose needs: missing, it fails the plan, not the deploy.
+            entries.append((env_key(ref, path, spec.service_dir), path, True))
             continue
         names = walk_files(path)
         if len(names) > MAX_FOLDER_FILES:
@@ -319,7 +320,7 @@ def drift_reason(spec: ServiceSpec, recorded_digest: str, containers: t.Sequence
         return f"container(s) {', '.join(spec.squatters)} were replaced by hand"
     if not containers:
         return "no container is running"
-    oneshot = set(spec.project.settings.oneshot) if spec.project else set()
+    oneshot = set(spec.project.jobs()) if spec.project else set()
     for container in containers:
         if LABEL_DIGEST not in container.labels:
             return f"container {container.name} was not started by podops"

@@ -25,6 +25,7 @@ from ._common import (
     LABEL_SERVICE,
     MIN_PODMAN_COMPOSE_VERSION,
     MIN_PODMAN_VERSION,
+    TIMEOUT_DEFAULTS,
     PodopsError,
     Runner,
     last_lines,
@@ -142,7 +143,7 @@ class Podman:
                 self._changed[project] = now
 
     def check_version(self) -> tuple[int, ...]:
-        rc, out, err = self.run([self.executable, "--version"])
+        rc, out, err = self.run([self.executable, "--version"], timeout=TIMEOUT_DEFAULTS["podman"])
         version = parse_version(out)
         if rc != 0 or not version:
             raise PodopsError(f"'{self.executable} --version' failed: {last_lines(err or out)}")
@@ -159,7 +160,7 @@ class Podman:
             args += ["--filter", f"label={label}"]
         if project is not None:
             args += ["--filter", f"label={LABEL_COMPOSE_PROJECT}={project}"]
-        rc, out, err = self.run(args)
+        rc, out, err = self.run(args, timeout=TIMEOUT_DEFAULTS["podman"])
         if rc != 0:
             raise PodopsError(f"'podman ps' failed: {last_lines(err)}. Is podman working for this user? Try 'podman info'.")
         try:
@@ -178,14 +179,14 @@ class Podman:
             if self._snapshot is None or self._snapshot[0] <= started:
                 self._snapshot = (started, containers)
 
-    def pull(self, image: str) -> None:
-        rc, out, err = self.run([self.executable, "pull", "--quiet", image])
+    def pull(self, image: str, timeout: float = TIMEOUT_DEFAULTS["pull"]) -> None:
+        rc, out, err = self.run([self.executable, "pull", "--quiet", image], timeout=timeout)
         if rc != 0:
             raise PodopsError(f"image {image} could not be pulled: {last_lines(err or out, 2)}")
 
     def image_id(self, image: str) -> str | None:
         """Local image ID of ``image``, or None when it is not here (one call: exists and ID at once)."""
-        rc, out, _err = self.run([self.executable, "image", "inspect", "--format", "{{.Id}}", image])
+        rc, out, _err = self.run([self.executable, "image", "inspect", "--format", "{{.Id}}", image], timeout=TIMEOUT_DEFAULTS["podman"])
         return out.strip().splitlines()[0] if rc == 0 and out.strip() else None
 
     def image_ids(self, images: t.Sequence[str]) -> dict[str, str]:
@@ -199,30 +200,30 @@ class Podman:
         return found
 
     def tag(self, image_id: str, reference: str) -> None:
-        rc, _out, err = self.run([self.executable, "tag", image_id, reference])
+        rc, _out, err = self.run([self.executable, "tag", image_id, reference], timeout=TIMEOUT_DEFAULTS["podman"])
         if rc != 0:
             raise PodopsError(f"could not tag image {image_id[:12]} as {reference}: {last_lines(err)}")
 
-    def stop_project(self, project: str, stop_timeout: int = 10) -> None:
+    def stop_project(self, project: str, stop_timeout: int = 10, timeout: float = TIMEOUT_DEFAULTS["down"]) -> None:
         ids = [c.id for c in self.containers(label=None, project=project) if c.state == "running"]
         if ids:
             try:
-                self.run([self.executable, "stop", "-t", str(stop_timeout)] + ids)
+                self.run([self.executable, "stop", "-t", str(stop_timeout)] + ids, timeout=timeout)
             finally:
                 self.touched(project)
 
-    def remove_containers(self, names: t.Sequence[str], stop_timeout: int = 10) -> None:
+    def remove_containers(self, names: t.Sequence[str], stop_timeout: int = 10, timeout: float = TIMEOUT_DEFAULTS["down"]) -> None:
         if names:
             try:
-                rc, _out, err = self.run([self.executable, "rm", "-f", "-t", str(stop_timeout)] + list(names))
+                rc, _out, err = self.run([self.executable, "rm", "-f", "-t", str(stop_timeout)] + list(names), timeout=timeout)
             finally:
                 self.touched(None)  # by name: whichever projects they were in
             if rc != 0:
                 raise PodopsError(f"could not remove {', '.join(names)}: {last_lines(err)}")
 
-    def healthcheck(self, container_id: str) -> bool:
+    def healthcheck(self, container_id: str, timeout: float = TIMEOUT_DEFAULTS["healthcheck"]) -> bool:
         """Run the container's healthcheck now (works without systemd timers); True when healthy."""
-        rc, _out, _err = self.run([self.executable, "healthcheck", "run", container_id])
+        rc, _out, _err = self.run([self.executable, "healthcheck", "run", container_id], timeout=timeout)
         return rc == 0
 
     def remove_project(self, project: str, stop_timeout: int = 10) -> list[str]:
@@ -231,18 +232,19 @@ class Podman:
         ids = [c.id for c in self.containers(LABEL_COMPOSE_PROJECT, project)]
         if ids:
             try:
-                rc, _out, err = self.run([self.executable, "rm", "-f", "-t", str(stop_timeout)] + ids)
+                rc, _out, err = self.run([self.executable, "rm", "-f", "-t", str(stop_timeout)] + ids, timeout=TIMEOUT_DEFAULTS["down"])
             finally:
                 self.touched(project)
             if rc != 0:
                 raise PodopsError(f"could not remove the containers of {project}: {last_lines(err)}")
             removed += ids
-        rc, out, _err = self.run([self.executable, "pod", "ps", "-q", "--filter", f"name=^pod_{project}$"])
+        limit = TIMEOUT_DEFAULTS["podman"]
+        rc, out, _err = self.run([self.executable, "pod", "ps", "-q", "--filter", f"name=^pod_{project}$"], timeout=limit)
         for pod in out.split():
-            self.run([self.executable, "pod", "rm", "-f", pod])
-        rc, out, _err = self.run([self.executable, "network", "ls", "-q", "--filter", f"label={LABEL_COMPOSE_PROJECT}={project}"])
+            self.run([self.executable, "pod", "rm", "-f", pod], timeout=TIMEOUT_DEFAULTS["down"])
+        rc, out, _err = self.run([self.executable, "network", "ls", "-q", "--filter", f"label={LABEL_COMPOSE_PROJECT}={project}"], timeout=limit)
         for network in out.split():
-            self.run([self.executable, "network", "rm", network])
+            self.run([self.executable, "network", "rm", network], timeout=limit)
         return removed
 
 
@@ -286,13 +288,15 @@ class PodmanCompose:
                 self._server.close()
                 self._server = False
 
-    def call(self, args: list[str], cwd: str | None = None, env: t.Mapping[str, str] | None = None) -> tuple[int, str, str]:
+    def call(
+        self, args: list[str], cwd: str | None = None, env: t.Mapping[str, str] | None = None, timeout: float = TIMEOUT_DEFAULTS["podman"]
+    ) -> tuple[int, str, str]:
         """Run podman-compose: through the fork server when there is one (same argv, cwd, environment, exit
-        status and output), else as a program through the runner."""
+        status, output and time limit), else as a program through the runner. CommandTimeout after ``timeout``."""
         server = self.fork_server()
         if server is not None:
             try:
-                return server.run(args, cwd=cwd, env=env)
+                return server.run(args, cwd=cwd, env=env, timeout=timeout)
             except Unavailable:
                 # Nothing of this call ran. A server that is gone serves no more calls; one that could not fork
                 # this time keeps serving (calls in flight are its children: it must not be stopped here).
@@ -302,7 +306,7 @@ class PodmanCompose:
                             self._server = False
                     server.close()
         extra = {"env": dict(env)} if env else {}
-        return self.run(args, cwd=cwd, **extra)
+        return self.run(args, cwd=cwd, timeout=timeout, **extra)
 
     def check_version(self, cache_file: str | None = None) -> tuple[int, ...]:
         """podman-compose's version, checked against the minimum. ``podman-compose --version`` also runs
@@ -310,7 +314,7 @@ class PodmanCompose:
         if self._version is None and cache_file:
             self._version = self._cached_version(cache_file)
         if self._version is None:
-            rc, out, err = self.run([self.executable, "--version"])
+            rc, out, err = self.run([self.executable, "--version"], timeout=TIMEOUT_DEFAULTS["podman"])
             version = compose_version(out)
             if rc != 0 or not version:
                 raise PodopsError(f"'{self.executable} --version' failed: {last_lines(err or out)}")
@@ -341,14 +345,24 @@ class PodmanCompose:
         with contextlib.suppress(OSError):
             write_json(cache_file, {self._identity(): list(version)})
 
-    def base_args(self, project: str, compose_file: str, override_file: str, in_pod: bool | None = False, user_override: str | None = None) -> list[str]:
+    def base_args(
+        self,
+        project: str,
+        compose_file: str,
+        override_file: str,
+        in_pod: bool | None = False,
+        user_override: str | None = None,
+        profiles: t.Sequence[str] = (),
+    ) -> list[str]:
         """``in_pod=False`` unless the compose file decides (None): podman-compose's default pod is removed
-        as a whole when one service is recreated, which takes the project's other containers with it."""
+        as a whole when one service is recreated, which takes the project's other containers with it.
+        ``profiles``: the active compose profiles, one ``--profile`` each (podman-compose adds COMPOSE_PROFILES)."""
         service_dir = os.path.dirname(compose_file)
         pod = [] if in_pod is None else ["--in-pod", "true" if in_pod else "false"]
         return [
             self.executable,
             *pod,
+            *[arg for profile in profiles for arg in ("--profile", profile)],
             "--project-name",
             project,
             "-f",
@@ -370,12 +384,14 @@ class PodmanCompose:
         build: bool = False,
         user_override: str | None = None,
         env: t.Mapping[str, str] | None = None,
+        timeout: float = TIMEOUT_DEFAULTS["up"],
+        profiles: t.Sequence[str] = (),
     ) -> None:
         """``up -d`` without ``--remove-orphans``: podman-compose 1.6 passes it on to the ``down`` of the services
         it recreates, which then removes every container of the project. podops removes orphans itself."""
         # --build: rebuild images of services with a build context (before anything is torn down).
-        args = self.base_args(project, compose_file, override_file, in_pod, user_override) + ["up", "-d"] + (["--build"] if build else [])
+        args = self.base_args(project, compose_file, override_file, in_pod, user_override, profiles) + ["up", "-d"] + (["--build"] if build else [])
         # env: variables the compose file interpolates beyond .env (a blue-green slot's PODOPS_SLOT...).
-        rc, out, err = self.call(args, cwd=os.path.dirname(compose_file), env=env)
+        rc, out, err = self.call(args, cwd=os.path.dirname(compose_file), env=env, timeout=timeout)
         if rc != 0:
             raise PodopsError(f"podman-compose up failed (rc {rc}): {last_lines(err or out)}")

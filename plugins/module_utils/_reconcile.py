@@ -133,14 +133,20 @@ def plan_diff(plan: Plan, prune: bool) -> str:
 
 
 def urls(spec: ServiceSpec | None) -> list[str]:
+    """Where a service listens, for the summary: ``udp/53`` (``udp/127.0.0.1:53``) for UDP, ``localhost:8080``
+    for TCP, and ``http://localhost:8080/`` only when the service says its ports speak HTTP (x-podops.url_scheme)."""
     if spec is None or spec.project is None:
         return []
+    scheme = spec.project.settings.url_scheme
     found = []
-    for host in spec.project.published_ports():
+    for host, protocol in spec.project.published():
         ip, _sep, port = host.rpartition(":")
-        if ip in ("", "0.0.0.0", "::"):  # noqa: S104 - a published port, not a bind
-            ip = "localhost"
-        found.append(f"http://{ip}:{port}/")
+        anywhere = ip in ("", "0.0.0.0", "::", "[::]")  # noqa: S104 - a published port, not a bind
+        if protocol != "tcp":
+            found.append(f"{protocol}/{port}" if anywhere else f"{protocol}/{ip}:{port}")
+            continue
+        address = f"{'localhost' if anywhere else ip}:{port}"
+        found.append(f"{scheme}://{address}/" if scheme else address)
     return found
 
 

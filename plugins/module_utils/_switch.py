@@ -29,7 +29,7 @@ import typing as t
 import urllib.error
 from dataclasses import dataclass, field
 
-from ._common import PodopsError, Runner, last_lines, utcnow
+from ._common import TIMEOUT_DEFAULTS, PodopsError, Runner, last_lines, utcnow
 from ._state import atomic_write, ensure_dir, write_json
 
 SLOTS = ("a", "b")
@@ -57,6 +57,7 @@ class SwitchConfig:
     upstream_template: str = DEFAULT_UPSTREAM_TEMPLATE
     reload_command: list[str] = field(default_factory=list)
     drain: float = 2.0
+    reload_timeout: float = TIMEOUT_DEFAULTS["reload"]  # seconds the reload command may take
 
     def validate(self, where: str = "ab_switch") -> None:
         if not self.name or not all(c.isalnum() or c in "_.-" for c in self.name) or self.name.startswith("."):
@@ -331,7 +332,7 @@ class Switch:
             return
         if self.runner is None:  # pragma: no cover - the callers always pass one
             raise PodopsError("no runner to run the reload command")
-        rc, out, err = self.runner(list(self.config.reload_command))
+        rc, out, err = self.runner(list(self.config.reload_command), timeout=self.config.reload_timeout)
         if rc != 0:
             raise PodopsError(f"reload command {' '.join(self.config.reload_command)} failed (rc {rc}): {last_lines(err or out)}")
 
@@ -362,12 +363,13 @@ class SystemdBackend:
     def describe(self, slot: str) -> str:
         return self.instance(slot)
 
-    def _systemctl(self, *args: str) -> tuple[int, str, str]:
-        return self.runner([self.systemctl, *args])
+    def _systemctl(self, *args: str, timeout: float = TIMEOUT_DEFAULTS["podman"]) -> tuple[int, str, str]:
+        return self.runner([self.systemctl, *args], timeout=timeout)
 
     def start(self, slot: str, version: str) -> None:
         unit = self.instance(slot)
-        rc, out, err = self._systemctl("restart", unit)
+        # restart waits for the unit's start (ExecStartPre, Type=notify...): give it the health timeout on top.
+        rc, out, err = self._systemctl("restart", unit, timeout=self.timeout + TIMEOUT_DEFAULTS["podman"])
         if rc != 0:
             raise PodopsError(f"systemctl restart {unit} failed: {last_lines(err or out)} (see journalctl -u {unit})")
         deadline = time.monotonic() + self.timeout

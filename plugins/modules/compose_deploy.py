@@ -16,11 +16,15 @@ description:
   - B(Plan.) Each service folder under O(services_dir) is digested (git-tracked files by relative path, mode and
     content; the compose file, C(.env) and every C(env_file) it references even when git ignores them or they lie
     outside the folder; symlinks by target; C(x-podops.ignore) globs left out). The digest is compared with the
-    state store and with the labels of the running containers.
+    state store and with the labels of the running containers. Only services of active compose profiles count
+    (C(COMPOSE_PROFILES) and C(x-podops.profiles)); a file compose reads that does not exist fails the service
+    in the plan, every missing file named at once.
   - B(Apply.) Services that are new, changed, drifted or failed last time are deployed, independent ones in parallel
     (O(parallel)), in waves of C(x-podops.order). Missing images are pulled before anything is stopped;
     C(podman-compose up -d) recreates only containers whose configuration changed; podops then waits for every
     container to be running and healthy for several consecutive samples, running healthchecks itself.
+  - B(Time limits.) Every command has one (C(x-podops.timeouts); pull 900 s, up and down 300 s, others 60 s by
+    default); a command that outlives it is ended with its process group and its service fails like any other.
   - B(Rollback.) When a deploy fails, the last good version is brought back from a snapshot in the state folder
     (no git history needed) and the service is reported C(rolled_back); the next run retries it.
   - B(Prune.) Services that left the repo are reported C(orphaned); with O(prune=true) their containers, pod and
@@ -135,11 +139,13 @@ plan:
   type: dict
   sample: {web: {action: deploy, reason: changed, project: web, changed_files: [compose.yaml]}}
 summary:
-  description: One line per service with its action, reason and URLs.
+  description:
+    - One line per service with its action, reason and published ports (C(localhost:8080), C(udp/53); URLs such
+      as C(http://localhost:8080/) with C(x-podops.url_scheme)).
   returned: success or service failure
   type: list
   elements: str
-  sample: ["web: deployed (changed) http://localhost:8080/"]
+  sample: ["web: deployed (changed) http://localhost:8080/", "dns: unchanged (unchanged) udp/53 localhost:53"]
 failed_services:
   description: Services that failed or were rolled back.
   returned: success or service failure

@@ -70,7 +70,7 @@ report_path:
   type: str
   sample: /var/lib/podops/runs/20261126T123456Z-3f9a1c.json
 summary:
-  description: One line for the service with its action, reason and URLs.
+  description: One line for the service with its action, reason and published ports (see M(podops.gitops.compose_deploy)).
   returned: success or service failure
   type: list
   elements: str

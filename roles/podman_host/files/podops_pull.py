@@ -38,6 +38,7 @@ import random
 import re
 import secrets
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -160,6 +161,12 @@ class LockBusy(PullError):
     pass
 
 
+# Seconds a git command may take (a first fetch of a large env repo over a slow link takes minutes); one
+# that takes longer is ended with its process group (ssh, git-remote-https) and fails the run: a hanging
+# fetch must not hold the host lock for good.
+GIT_TIMEOUT = 600.0
+
+
 class Git:
     """git as argv lists, with the deploy key and the pinned known_hosts when the config has them."""
 
@@ -187,8 +194,32 @@ class Git:
         if config.get("gnupg_home"):
             self.env["GNUPGHOME"] = config["gnupg_home"]
 
-    def run(self, *args: str, cwd: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", *args], cwd=cwd, env=self.env, capture_output=True, text=True, check=False)
+    def run(self, *args: str, cwd: str | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
+        timeout = timeout or float(self.config.get("git_timeout") or GIT_TIMEOUT)
+        argv = ["git", *args]
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(proc.pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    break
+                try:
+                    proc.wait(timeout=5)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+            proc.wait()
+            verb = next((arg for arg in args if not arg.startswith("-") and arg not in (cwd or "", self.config.get("repo_dir"))), "")
+            raise PullError(f"'git {verb}' timed out after {timeout:g}s; its processes were ended and nothing was deployed") from None
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
     def fetch_error(self, stderr: str) -> str:
         version = self.config["repo_version"]

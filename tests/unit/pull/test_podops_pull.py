@@ -37,3 +37,18 @@ def test_extra_vars_reads_key_value_forms_only():
 
 def test_lane_is_off_with_max_age_zero():
     assert podops_pull.load_lane({"fast_lane_max_age": 0}) is None
+
+
+def test_a_hanging_git_is_ended_and_fails_the_pull(tmp_path, monkeypatch):
+    import time
+
+    fake = tmp_path / "bin" / "git"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nsleep 60 &\nwait\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    git = podops_pull.Git({"repo_url": "https://git.invalid/env.git", "git_timeout": 1, "repo_dir": str(tmp_path / "checkout")})
+    started = time.monotonic()
+    with pytest.raises(podops_pull.PullError, match=r"'git fetch' timed out after 1s; its processes were ended"):
+        git.run("-C", str(tmp_path / "checkout"), "fetch", "--quiet", "origin", "main")
+    assert time.monotonic() - started < 10

@@ -46,9 +46,9 @@ def runner(subprocess_env: dict[str, str]) -> t.Callable[..., tuple[int, str, st
     """
     calls: list[list[str]] = []
 
-    def run(argv: list[str], cwd: str | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    def run(argv: list[str], cwd: str | None = None, env: dict[str, str] | None = None, timeout: float | None = None) -> tuple[int, str, str]:
         calls.append(list(argv))
-        proc = subprocess.run(argv, cwd=cwd, env=dict(subprocess_env, **(env or {})), capture_output=True, text=True, check=False)
+        proc = subprocess.run(argv, cwd=cwd, env=dict(subprocess_env, **(env or {})), capture_output=True, text=True, check=False, timeout=timeout)
         return proc.returncode, proc.stdout, proc.stderr
 
     run.calls = calls  # type: ignore[attr-defined]

@@ -30,7 +30,7 @@ class ImagePodman:
             self.calls.append(("inspect", image))
             return self.local.get(image) or (image if image in self.local.values() else None)
 
-    def pull(self, image):
+    def pull(self, image, timeout=None):
         with self.lock:
             self.calls.append(("pull", image))
         time.sleep(self.pull_delay)

@@ -57,6 +57,75 @@ def test_interpolate(text, variables, expected):
     assert interpolate(text, variables) == expected
 
 
+# The compose-spec's own examples (12-interpolation.md), with VAR/FOO set, empty and unset.
+SPEC_ENV = {"SET": "value", "EMPTY": "", "FOO": "foo", "ERPNEXT_VERSION": "v15.1.0"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("${SET}", "value"),
+        ("$SET", "value"),
+        ("${UNSET}", ""),
+        ("${SET:-default}", "value"),
+        ("${EMPTY:-default}", "default"),
+        ("${UNSET:-default}", "default"),
+        ("${SET-default}", "value"),
+        ("${EMPTY-default}", ""),
+        ("${UNSET-default}", "default"),
+        ("${SET:?error}", "value"),
+        ("${EMPTY?error}", ""),
+        ("${SET:+replacement}", "replacement"),
+        ("${EMPTY:+replacement}", ""),
+        ("${UNSET:+replacement}", ""),
+        ("${SET+replacement}", "replacement"),
+        ("${EMPTY+replacement}", "replacement"),
+        ("${UNSET+replacement}", ""),
+        # nesting, as in the spec: ${VARIABLE:-${FOO}}, ${VARIABLE?$FOO}, ${VARIABLE:-${FOO:-default}}
+        ("${UNSET:-${FOO}}", "foo"),
+        ("${SET:-${FOO}}", "value"),
+        ("${SET?$FOO}", "value"),
+        ("${UNSET:-${UNSET2:-default}}", "default"),
+        ("${UNSET:-${FOO:-default}}", "foo"),
+        ("${SET:+${FOO}-x}", "foo-x"),
+        # frappe_docker: image: frappe/erpnext:${CUSTOM_TAG:-$ERPNEXT_VERSION}
+        ("frappe/erpnext:${CUSTOM_TAG:-$ERPNEXT_VERSION}", "frappe/erpnext:v15.1.0"),
+        ("${CUSTOM_TAG:-$ERPNEXT_VERSION}-${SET}", "v15.1.0-value"),
+        # $$ is a literal $; a $ that starts no variable stays
+        ('command: "$$VAR_NOT_INTERPOLATED_BY_COMPOSE"', 'command: "$VAR_NOT_INTERPOLATED_BY_COMPOSE"'),
+        ("price is $5", "price is $5"),
+        ("trailing $", "trailing $"),
+        ("${UNSET:-$$}", "$"),
+        ("${UNSET:-}", ""),
+        ("${UNSET:-{x}}", "{x}"),
+    ],
+)
+def test_interpolate_spec_examples(text, expected):
+    assert interpolate(text, SPEC_ENV) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("${UNSET:?set UNSET in .env}", "required variable UNSET is missing a value: set UNSET in .env"),
+        ("${EMPTY:?no empty}", "required variable EMPTY is missing a value: no empty"),
+        ("${UNSET?need $FOO}", "required variable UNSET is missing a value: need foo"),
+        ("${SET:-${UNSET:?inner}}", None),  # an operand that is not used is not evaluated
+        ("${VARIABLE/foo/bar}", "invalid interpolation ${VARIABLE/foo/bar}: compose knows only"),
+        ("${}", "invalid interpolation format ${}: write $$ for a literal $"),
+        ("${1A}", "invalid interpolation format ${1A}"),
+        ("${A:-x", "no closing brace"),
+    ],
+)
+def test_interpolate_errors(text, message):
+    if message is None:
+        assert interpolate(text, SPEC_ENV) == "value"
+        return
+    with pytest.raises(PodopsError) as err:
+        interpolate(text, SPEC_ENV)
+    assert message in str(err.value)
+
+
 # --- parse_dotenv ---------------------------------------------------------------------------------------
 
 
@@ -91,6 +160,36 @@ def test_parse_dotenv():
         "I": "it's",
         "dotted.key-name": "ok",
     }
+
+
+DOTENV_WITH_VARIABLES = (
+    "BASE=/srv/app\n"
+    "DATA=${BASE}/data\n"
+    'QUOTED="${BASE}/q"\n'
+    "SINGLE='${BASE}/s'\n"
+    "FROM_ENV=${HOST_VALUE}/x\n"
+    "DEFAULTED=${NOT_SET:-fallback}\n"
+    "EMPTY=\n"
+    "EMPTY_DEFAULT=${EMPTY:-fallback}\n"
+    "SHADOW=${HOST_VALUE}\n"
+    "HOST_VALUE=from-file\n"
+    "AFTER=${HOST_VALUE}\n"
+)
+
+
+def test_parse_dotenv_expands_variables_like_python_dotenv(tmp_path, monkeypatch):
+    """podman-compose reads .env with python-dotenv's dotenv_values: the same text gives the same values."""
+    dotenv = pytest.importorskip("dotenv")
+    monkeypatch.setenv("HOST_VALUE", "from-env")
+    monkeypatch.delenv("NOT_SET", raising=False)
+    (tmp_path / ".env").write_text(DOTENV_WITH_VARIABLES)
+
+    theirs = dotenv.dotenv_values(str(tmp_path / ".env"))
+    ours = parse_dotenv(DOTENV_WITH_VARIABLES, dict(os.environ))
+
+    assert ours == theirs
+    assert ours["DATA"] == "/srv/app/data" and ours["SINGLE"] == "/srv/app/s" and ours["AFTER"] == "from-file"
+    assert parse_dotenv("A=${B}\n") == {"A": "${B}"}, "without an environment nothing is expanded"
 
 
 def test_parse_dotenv_quoted_value_with_inline_comment():
@@ -281,6 +380,62 @@ def test_started_services_leave_out_profiles(tmp_path):
     assert load_project(str(tmp_path), environ={}).started_services() == ["web", "db"]
 
 
+PROFILED = {
+    "x-podops": {},
+    "services": {
+        "web": {"image": "web:1", "env_file": "web.env"},
+        "debug": {"image": "debug:1", "profiles": ["debug"], "env_file": "debug.env", "secrets": ["debug_token"], "ports": ["9999:80"]},
+        "metrics": {"image": "metrics:1", "profiles": ["monitoring", "all"], "env_file": [{"path": "metrics.env", "required": True}]},
+    },
+    "secrets": {"debug_token": {"file": "/etc/debug.token"}, "unused": {"file": "./unused.txt"}},
+}
+
+
+def profiled(tmp_path, dotenv="", xpodops=None, environ=None):
+    document = json.loads(json.dumps(PROFILED))
+    document["x-podops"] = xpodops or {}
+    compose_from(tmp_path, document)
+    (tmp_path / ".env").write_text(dotenv)
+    return load_project(str(tmp_path), environ=environ or {})
+
+
+def test_services_of_inactive_profiles_count_for_nothing(tmp_path):
+    project = profiled(tmp_path)
+
+    assert project.profiles == [] and list(project.inactive) == ["debug", "metrics"]
+    assert project.started_services() == ["web"]
+    assert project.images() == ["web:1"], "no image is pre-pulled for a service up never starts"
+    assert [ref.ref for ref in project.env_files] == [".env", "web.env"], "their env files are not required"
+    assert [ref for ref, *_rest in project.referenced_paths()] == ["./unused.txt"], "a secret only they use is not an input"
+    assert project.published_ports() == []
+
+
+@pytest.mark.parametrize(
+    ("dotenv", "xpodops", "environ", "active"),
+    [
+        ("COMPOSE_PROFILES=debug\n", None, {}, ["debug"]),
+        ("COMPOSE_PROFILES=debug, monitoring\n", None, {}, ["debug", "monitoring"]),
+        ("COMPOSE_PROFILES=debug\n", None, {"COMPOSE_PROFILES": "monitoring"}, ["monitoring"]),  # the environment wins, as in compose
+        ("", {"profiles": ["monitoring"]}, {}, ["monitoring"]),
+        ("COMPOSE_PROFILES=debug\n", {"profiles": "monitoring"}, {}, ["debug", "monitoring"]),  # both, as podman-compose takes them
+    ],
+)
+def test_active_profiles_from_compose_profiles_and_x_podops(tmp_path, dotenv, xpodops, environ, active):
+    project = profiled(tmp_path, dotenv, xpodops, environ)
+
+    assert project.profiles == active
+    services = ["web"] + [name for name, profiles in (("debug", ["debug"]), ("metrics", ["monitoring", "all"])) if set(profiles) & set(active)]
+    assert project.started_services() == services
+    assert [ref.ref for ref in project.env_files] == [".env", "web.env"] + [f"{name}.env" for name in services[1:]]
+    assert project.images() == [f"{name}:1" for name in services]
+
+
+def test_a_file_whose_services_are_all_inactive_says_how_to_choose(tmp_path):
+    compose_from(tmp_path, {"services": {"debug": {"image": "x", "profiles": ["debug"]}}})
+    with pytest.raises(PodopsError, match="no service is active.*set COMPOSE_PROFILES in .env or x-podops.profiles"):
+        load_project(str(tmp_path), environ={})
+
+
 @pytest.mark.parametrize(
     ("ports", "expected"),
     [
@@ -419,6 +574,12 @@ def test_x_podops_partial_health_keeps_other_defaults(tmp_path):
         ({"order": True}, [".order must be an integer (lower deploys first), not True"]),
         ({"oneshot": ["migrat"]}, [".oneshot must list compose services of this file that may exit with code 0"]),
         ({"oneshot": "migrate"}, [".oneshot must list compose services of this file"]),
+        ({"url_scheme": "tcp"}, [".url_scheme must be one of http, https (the summary then prints URLs), not 'tcp'"]),
+        ({"profiles": [1]}, [".profiles must be a list of compose profile names such as [monitoring, debug]"]),
+        ({"timeouts": 600}, [".timeouts must be a mapping of seconds, for example {pull: 1200, up: 600}"]),
+        ({"timeouts": {"upp": 600}}, [".timeouts has unknown key(s) upp", "known keys: pull, up, down, healthcheck, reload"]),
+        ({"timeouts": {"up": 0}}, [".timeouts.up must be a number of seconds > 0, not 0"]),
+        ({"timeouts": {"pull": "long"}}, [".timeouts.pull must be a number of seconds > 0, not 'long'"]),
     ],
 )
 def test_x_podops_errors(tmp_path, xpodops, fragments):
@@ -429,6 +590,31 @@ def test_x_podops_errors(tmp_path, xpodops, fragments):
     assert message.startswith("compose.yaml: x-podops")
     for fragment in fragments:
         assert fragment in message
+
+
+def test_jobs_are_services_others_wait_to_complete_and_oneshot(tmp_path):
+    (tmp_path / "compose.yaml").write_text(
+        json.dumps(
+            {
+                "x-podops": {"oneshot": ["seed"]},
+                "services": {
+                    "web": {"image": "a", "depends_on": {"migrate": {"condition": "service_completed_successfully"}, "db": {"condition": "service_healthy"}}},
+                    "worker": {"image": "a", "depends_on": ["db"]},
+                    "migrate": {"image": "a", "depends_on": {"db": {"condition": "service_started"}}},
+                    "db": {"image": "a"},
+                    "seed": {"image": "a"},
+                },
+            }
+        )
+    )
+    assert load_project(str(tmp_path), environ={}).jobs() == ["seed", "migrate"]
+
+
+def test_x_podops_timeouts_override_the_defaults(tmp_path):
+    settings = project_with(tmp_path, {"timeouts": {"pull": 1200, "up": 600}}).settings
+
+    assert settings.timeouts == {"pull": 1200.0, "up": 600.0, "down": 300.0, "podman": 60.0, "healthcheck": 60.0, "reload": 60.0}
+    assert Settings().timeouts["pull"] == 900.0
 
 
 def test_x_podops_oneshot_with_a_mapping_item_is_a_podops_error(tmp_path):

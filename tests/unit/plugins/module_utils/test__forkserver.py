@@ -18,6 +18,7 @@ import time
 
 import pytest
 from ansible_collections.podops.gitops.plugins.module_utils import _forkserver
+from ansible_collections.podops.gitops.plugins.module_utils._common import CommandTimeout
 from ansible_collections.podops.gitops.plugins.module_utils._forkserver import (
     ForkServer,
     Unavailable,
@@ -57,6 +58,12 @@ def main():
         time.sleep(float(args[1]))
     if args[:1] == ["child"]:
         os.system("echo from-a-subprocess; echo to-stderr >&2")
+    if "hang" in args:  # what a podman-compose up that never returns looks like: it and its podman wait
+        import subprocess
+        child = subprocess.Popen(["sleep", "120"])
+        with open(args[args.index("hang") + 1], "w") as handle:
+            handle.write("%d %d" % (os.getpid(), child.pid))
+        time.sleep(120)
     print(json.dumps({"argv": sys.argv, "cwd": os.getcwd(), "var": os.environ.get("PODOPS_TEST_VAR"), "lc_all": os.environ.get("LC_ALL"),
                       "forked": os.getpid() != LOADED_BY}))
     sys.stderr.write("some warning\\n")
@@ -155,6 +162,30 @@ def test_calls_from_threads_run_at_once_and_each_gets_its_own_answer(server, com
     assert os.listdir(server._tmp) == []  # outputs are read and removed
 
 
+def alive(pid: int) -> bool:
+    """A process that exists and is not a zombie (a reparented zombie may wait for a slow init)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_call_that_outlives_its_limit_is_ended_with_its_processes(server, compose_script, tmp_path):
+    pids = tmp_path / "pids"
+    started = time.monotonic()
+    with pytest.raises(CommandTimeout) as err:
+        server.run([compose_script, "--project-name", "p", "up", "-d", "hang", str(pids)], timeout=1)
+    assert time.monotonic() - started < 8
+    assert str(err.value) == "'podman-compose up' timed out after 1s; its processes were ended"
+    deadline = time.monotonic() + 5
+    while any(alive(int(pid)) for pid in pids.read_text().split()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(int(pid)) for pid in pids.read_text().split()), "the call and the process it started are gone"
+    assert server.alive and server.run([compose_script, "exit", "0"])[0] == 0, "the server serves the next call"
+    assert os.listdir(server._tmp) == []
+
+
 def test_close_stops_the_server_and_removes_its_files(compose_script):
     server = ForkServer(compose_script, sys.executable)
     server.start()
@@ -220,7 +251,7 @@ class RecordingRunner:
         if declared:
             self.command_environment = command_environment
 
-    def __call__(self, argv, cwd=None, env=None):
+    def __call__(self, argv, cwd=None, env=None, timeout=None):
         self.calls.append((list(argv), cwd, env))
         return 0, "", ""
 

@@ -95,7 +95,8 @@ def test_exited_zero_is_fatal_unless_oneshot(ps_entry):
     assert judge_sample(sample, ["web", "migrate"], ["migrate"], {WEB_ID: True}, {}) == ("good", "running and healthy")
     assert judge_sample(sample, ["web", "migrate"], [], {WEB_ID: True}, {}) == (
         "fatal",
-        "container t1web_migrate_1 exited with code 0 (see 'podman logs t1web_migrate_1')",
+        "container t1web_migrate_1 exited with code 0 (see 'podman logs t1web_migrate_1'); if compose service migrate is a one-shot job, "
+        "list it in x-podops.oneshot (or let a service wait for it with depends_on condition service_completed_successfully)",
     )
 
 
@@ -159,7 +160,7 @@ class FakePodman:
     def project_containers(self, project, not_before):
         return self.containers(project=project)
 
-    def healthcheck(self, container_id):
+    def healthcheck(self, container_id, timeout=None):
         self.healthchecks.append(container_id)
         return self.health_results.pop(0) if len(self.health_results) > 1 else self.health_results[0]
 

@@ -398,7 +398,49 @@ def test_missing_required_env_file_fails_the_service(repo, write_tree, plan_of):
     item = plan_of(repo).items["web"]
 
     assert (item.action, item.reason) == ("failed", "invalid")
-    assert item.error == (f"env file ../../secrets/web.env ({os.path.join(repo, 'secrets', 'web.env')}) does not exist; create it or mark it 'required: false'")
+    assert item.error == (
+        f"a file the compose file reads does not exist: ../../secrets/web.env ({os.path.join(repo, 'secrets', 'web.env')}); "
+        "create it (an env_file entry can be marked 'required: false')"
+    )
+
+
+def test_a_required_variable_without_a_value_fails_only_its_service(repo, write_tree, plan_of):
+    write_tree(repo, {"services/web/compose.yaml": "services:\n  web:\n    image: nginx\n    container_name: ${WEB_NAME:?set WEB_NAME in .env}\n"})
+
+    plan = plan_of(repo)
+
+    item = plan.items["web"]
+    assert (item.action, item.reason) == ("failed", "invalid")
+    assert item.error == "required variable WEB_NAME is missing a value: set WEB_NAME in .env"
+    assert plan.items["db"].action == "deploy", "the other services are planned as usual"
+
+
+def test_every_missing_file_compose_reads_is_named_at_once_each_path_once(repo, write_tree, plan_of):
+    compose = (
+        "include: [db.yaml]\n"
+        "secrets:\n  token: {file: /nonexistent/podops/token}\n  key: {file: ./key.pem}\n"
+        "configs:\n  app: {file: ../../configs/app.conf}\n"
+        "services:\n"
+        "  web:\n    image: nginx\n    env_file: [../../secrets/web.env, {path: optional.env, required: false}]\n    secrets: [token, key]\n"
+        "  worker:\n    image: nginx\n    env_file: ../../secrets/web.env\n"
+        "  base:\n    extends: {file: ../common.yml, service: base}\n"
+    )
+    write_tree(repo, {"services/web/compose.yaml": compose})
+
+    item = plan_of(repo).items["web"]
+
+    assert (item.action, item.reason) == ("failed", "invalid"), "planned as failed, never as deploy"
+    service_dir = os.path.join(repo, "services", "web")
+    assert item.error == (
+        "6 files the compose file reads do not exist: "
+        f"../../secrets/web.env ({os.path.join(repo, 'secrets', 'web.env')}), "
+        "/nonexistent/podops/token, "
+        f"key.pem ({os.path.join(service_dir, 'key.pem')}), "
+        f"../../configs/app.conf ({os.path.join(repo, 'configs', 'app.conf')}), "
+        f"db.yaml ({os.path.join(service_dir, 'db.yaml')}), "
+        f"../common.yml ({os.path.join(repo, 'services', 'common.yml')}); "
+        "create them (an env_file entry can be marked 'required: false')"
+    )
 
 
 def test_unreadable_env_file_path_fails_only_its_service(repo, write_tree, plan_of):

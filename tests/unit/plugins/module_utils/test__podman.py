@@ -27,7 +27,7 @@ class FakeRunner:
         self.answers = answers
         self.calls = []
 
-    def __call__(self, argv, cwd=None):
+    def __call__(self, argv, cwd=None, timeout=None):
         self.calls.append(list(argv))
         return self.answers[argv[1]]
 
@@ -220,3 +220,30 @@ def test_filtered_ps_is_not_a_snapshot(podman_ps_entries, executable):
     podman.known_containers("t1web")
 
     assert len(runner.calls) == 2
+
+
+def test_up_passes_the_active_profiles_and_the_time_limit(executable, monkeypatch):
+    monkeypatch.setenv("PODOPS_COMPOSE_FORK_SERVER", "0")
+    calls = []
+
+    def runner(argv, cwd=None, env=None, timeout=None):
+        calls.append((argv, timeout))
+        return 0, "", ""
+
+    compose = PodmanCompose(runner, executable("podman-compose"))
+    compose.up("p", "/srv/app/compose.yaml", "/state/o.yml", profiles=["debug", "monitoring"], timeout=42)
+
+    ((argv, timeout),) = calls
+    assert argv[1:7] == ["--in-pod", "false", "--profile", "debug", "--profile", "monitoring"]
+    assert argv[-2:] == ["up", "-d"] and timeout == 42
+
+
+def test_a_pull_that_times_out_is_a_podops_error_naming_the_command(executable):
+    from ansible_collections.podops.gitops.plugins.module_utils._common import CommandTimeout
+
+    def runner(argv, cwd=None, env=None, timeout=None):
+        raise CommandTimeout("podman pull", timeout)
+
+    podman = Podman(runner, executable("podman"))
+    with pytest.raises(PodopsError, match=r"'podman pull' timed out after 900s"):
+        podman.pull("registry.example/big:1")

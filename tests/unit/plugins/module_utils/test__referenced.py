@@ -241,8 +241,8 @@ def test_referenced_files_in_git(shared_repo, runner):
     entries = referenced_files(spec_of(repo), runner, repo, True)
 
     assert entries == [
-        ("../../secrets/token.txt", f"{repo}/secrets/token.txt", False),
-        ("../../configs/nginx/default.conf", f"{repo}/configs/nginx/default.conf", False),
+        ("../../secrets/token.txt", f"{repo}/secrets/token.txt", True),  # a secret's file must exist
+        ("../../configs/nginx/default.conf", f"{repo}/configs/nginx/default.conf", False),  # files of a config folder
         ("../../configs/nginx/extra/gzip.conf", f"{repo}/configs/nginx/extra/gzip.conf", False),
         ("../../shared/conf/a.conf", f"{repo}/shared/conf/a.conf", False),
         ("../../shared/conf/sub/b.conf", f"{repo}/shared/conf/sub/b.conf", False),

@@ -42,7 +42,7 @@ class Slots:
         return f"slot-{slot}"
 
 
-def run(argv, cwd=None, env=None):
+def run(argv, cwd=None, env=None, timeout=None):
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     return proc.returncode, proc.stdout, proc.stderr
 
@@ -196,7 +196,7 @@ def test_a_marker_that_is_not_ours_is_named(tmp_path):
 def test_systemd_backend_commands(tmp_path):
     calls = []
 
-    def systemctl(argv, cwd=None, env=None):
+    def systemctl(argv, cwd=None, env=None, timeout=None):
         calls.append(argv[1:])
         return (0, "active\n", "") if argv[1] == "is-active" else (0, "", "")
 
