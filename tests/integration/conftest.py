@@ -196,8 +196,12 @@ class Host:
 
     def cleanup(self) -> None:
         projects = {c["Labels"].get("io.podman.compose.project") for c in self.containers()}
-        ids = [c["Id"] for c in self.containers()]
-        if ids:
+        # podman refuses to remove a container that another one (depends_on) still requires: repeat, dependents
+        # go first. Only this test's own containers, by its prefix label.
+        for _attempt in range(5):
+            ids = [c["Id"] for c in self.containers()]
+            if not ids:
+                break
             sh("podman", "rm", "-f", "-t", "0", *ids, check=False)
         for project in filter(None, projects):
             sh("podman", "pod", "rm", "-f", f"pod_{project}", check=False)
