@@ -98,6 +98,23 @@ def find_executable(name: str, explicit: str | None = None, path: str | None = N
     return shutil.which(name, path=path)
 
 
+def removal_rounds(required_by: t.Mapping[str, t.Sequence[str]]) -> list[list[str]]:
+    """The order to remove a set of containers in: rounds of IDs, each holding the containers that no container
+    left in the set still requires (``required_by``: ID -> IDs it requires, as ``podman container inspect``'s
+    Dependencies). A chain a <- b <- c gives [[c], [b], [a]]. Requirements outside the set do not hold a
+    container back (podman removes a container whose required containers stay); a cycle, which podman does
+    not allow, would end up in the last round as it is."""
+    left = {cid: [dep for dep in deps if dep in required_by and dep != cid] for cid, deps in required_by.items()}
+    rounds = []
+    while left:
+        required = {dep for deps in left.values() for dep in deps}
+        batch = [cid for cid in left if cid not in required] or list(left)
+        rounds.append(batch)
+        for cid in batch:
+            del left[cid]
+    return rounds
+
+
 class Podman:
     def __init__(self, runner: Runner, executable: str | None = None):
         found = find_executable("podman", executable)
@@ -215,11 +232,38 @@ class Podman:
     def remove_containers(self, names: t.Sequence[str], stop_timeout: int = 10, timeout: float = TIMEOUT_DEFAULTS["down"]) -> None:
         if names:
             try:
-                rc, _out, err = self.run([self.executable, "rm", "-f", "-t", str(stop_timeout)] + list(names), timeout=timeout)
+                self.remove(names, stop_timeout, timeout)
+            except PodopsError as exc:
+                raise PodopsError(f"could not remove {', '.join(names)}: {exc}") from exc
             finally:
                 self.touched(None)  # by name: whichever projects they were in
+
+    def dependencies(self, refs: t.Sequence[str]) -> dict[str, list[str]]:
+        """{container ID: IDs of the containers it requires} for each of ``refs`` (names or IDs) that exists.
+        podman-compose creates a service with ``--requires`` on the services it ``depends_on``."""
+        rc, out, err = self.run([self.executable, "container", "inspect", "--format", "json", *refs], timeout=TIMEOUT_DEFAULTS["podman"])
+        try:
+            entries = json.loads(out or "[]") or []
+        except ValueError as exc:
+            raise PodopsError(f"'podman container inspect' printed something that is not JSON: {exc}") from exc
+        if rc != 0 and not entries and "no such" not in (err or "").lower():
+            raise PodopsError(f"'podman container inspect' failed: {last_lines(err)}")
+        return {entry["Id"]: list(entry.get("Dependencies") or []) for entry in entries if entry.get("Id")}
+
+    def remove(self, refs: t.Sequence[str], stop_timeout: int = 10, timeout: float = TIMEOUT_DEFAULTS["down"]) -> list[str]:
+        """Stop and remove containers (names or IDs; missing ones are skipped), those that require others first:
+        podman refuses to remove a container that another one still requires. All are stopped in one call
+        first, so a chain takes one stop timeout, not one per link. Returns the IDs removed."""
+        required_by = self.dependencies(refs)
+        if not required_by:
+            return []
+        ids = list(required_by)
+        self.run([self.executable, "stop", "--ignore", "-t", str(stop_timeout), *ids], timeout=timeout)
+        for batch in removal_rounds(required_by):
+            rc, _out, err = self.run([self.executable, "rm", "-f", "--ignore", "-t", str(stop_timeout), *batch], timeout=timeout)
             if rc != 0:
-                raise PodopsError(f"could not remove {', '.join(names)}: {last_lines(err)}")
+                raise PodopsError(last_lines(err) or f"podman rm exited with {rc}")
+        return ids
 
     def healthcheck(self, container_id: str, timeout: float = TIMEOUT_DEFAULTS["healthcheck"]) -> bool:
         """Run the container's healthcheck now (works without systemd timers); True when healthy."""
@@ -232,12 +276,11 @@ class Podman:
         ids = [c.id for c in self.containers(LABEL_COMPOSE_PROJECT, project)]
         if ids:
             try:
-                rc, _out, err = self.run([self.executable, "rm", "-f", "-t", str(stop_timeout)] + ids, timeout=TIMEOUT_DEFAULTS["down"])
+                removed += self.remove(ids, stop_timeout, TIMEOUT_DEFAULTS["down"])
+            except PodopsError as exc:
+                raise PodopsError(f"could not remove the containers of {project}: {exc}") from exc
             finally:
                 self.touched(project)
-            if rc != 0:
-                raise PodopsError(f"could not remove the containers of {project}: {last_lines(err)}")
-            removed += ids
         limit = TIMEOUT_DEFAULTS["podman"]
         rc, out, _err = self.run([self.executable, "pod", "ps", "-q", "--filter", f"name=^pod_{project}$"], timeout=limit)
         for pod in out.split():

@@ -26,6 +26,29 @@ IMAGE = "localhost/podops-demo:1"
 PLAYBOOK_TASKS = ("Reconcile services (plan, apply, prune, record, report)", "Redeploy the service with fresh images")
 
 
+# Set to a random value in the environment of every run a Host starts; podops passes its environment on to
+# the commands it runs, so /proc/<pid>/environ tells this test's processes from any other run on the machine.
+TAG_VARIABLE = "PODOPS_TEST_RUN"
+
+
+def own_processes(tag: str, cmdline_marker: bytes = b"") -> set[int]:
+    """PIDs of the processes whose environment carries ``TAG_VARIABLE=tag`` (and whose command line holds
+    ``cmdline_marker``): those a test started, never another podops run's on this machine."""
+    wanted = f"{TAG_VARIABLE}={tag}".encode()
+    found = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                if cmdline_marker not in handle.read():
+                    continue
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                if wanted in handle.read().split(b"\0"):
+                    found.add(int(pid))
+        except OSError:  # gone meanwhile, or another user's
+            continue
+    return found
+
+
 def sh(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(list(args), check=check, capture_output=True, text=True, **kwargs)
 
@@ -149,7 +172,9 @@ class Host:
     def __init__(self, tmp_path: Path):
         self.prefix = "t" + secrets.token_hex(3) + "-"
         self.state_dir = tmp_path / "state"
-        self.env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1")
+        # Every process this host's runs start inherits the tag (see own_processes): a test observes those only.
+        self.tag = secrets.token_hex(8)
+        self.env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1", **{TAG_VARIABLE: self.tag})
 
     def redeploy(self, repo: EnvRepo | Path, service: str, *args: str, **extra) -> Run:
         return self.reconcile(repo, *args, playbook="podops.gitops.redeploy", podops_service=service, **extra)
@@ -196,8 +221,12 @@ class Host:
 
     def cleanup(self) -> None:
         projects = {c["Labels"].get("io.podman.compose.project") for c in self.containers()}
-        ids = [c["Id"] for c in self.containers()]
-        if ids:
+        # podman refuses to remove a container that another one (depends_on) still requires: repeat, dependents
+        # go first. Only this test's own containers, by its prefix label.
+        for _attempt in range(5):
+            ids = [c["Id"] for c in self.containers()]
+            if not ids:
+                break
             sh("podman", "rm", "-f", "-t", "0", *ids, check=False)
         for project in filter(None, projects):
             sh("podman", "pod", "rm", "-f", f"pod_{project}", check=False)

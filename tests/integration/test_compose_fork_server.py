@@ -4,14 +4,15 @@ the reconcile that started it."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
-import os
 import secrets
 import subprocess
 import sys
+import time
 
 import pytest
-from conftest import IMAGE, REPO_ROOT, free_port, http_get, sh
+from conftest import IMAGE, REPO_ROOT, free_port, http_get, own_processes, sh
 
 sys.path.insert(0, str(REPO_ROOT / ".work" / "collections"))
 
@@ -29,17 +30,9 @@ def runner(argv, cwd=None, env=None):
 runner.command_environment = command_environment  # type: ignore[attr-defined]  # the server may serve it
 
 
-def servers() -> set[int]:
-    """Fork servers running on this machine (whoever started them)."""
-    found = set()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                if MARKER.encode() in handle.read():
-                    found.add(int(pid))
-        except OSError:
-            continue
-    return found
+def servers(tag: str) -> set[int]:
+    """Fork servers started by the runs of the test whose Host has ``tag`` - not any other podops run here."""
+    return own_processes(tag, MARKER.encode())
 
 
 @pytest.fixture
@@ -95,13 +88,26 @@ def test_a_failing_up_fails_alike_through_the_server_and_as_a_program(tmp_path, 
 
 
 def test_no_fork_server_outlives_a_reconcile(host, repo):
-    before = servers()
+    """Watches only the fork servers of this test's own reconcile (tagged through its environment): other podops
+    runs on the machine (another checkout's tests, a user's timer) start and stop servers of their own."""
     port = free_port()
     repo.add_web("site", port, "served by a forked podman-compose")
     repo.commit()
+    assert servers(host.tag) == set()
 
-    run = host.reconcile(repo)
+    seen: set[int] = set()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        running = pool.submit(host.reconcile, repo)
+        while not running.done():
+            seen |= servers(host.tag)
+            time.sleep(0.02)
+        run = running.result()
 
     assert run.rc == 0, run.first_failure()
     assert http_get(port) == "served by a forked podman-compose"
-    assert servers() <= before
+    assert seen, "the reconcile ran podman-compose through a fork server of its own (the observation works)"
+    # A server exits when its run's request pipe closes; give it a moment, not a run's worth.
+    deadline = time.monotonic() + 3
+    while servers(host.tag) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert servers(host.tag) == set(), f"fork servers outlived the reconcile: {sorted(servers(host.tag))} (seen {sorted(seen)})"

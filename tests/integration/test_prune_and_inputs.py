@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from conftest import free_port, http_get, sh
+from conftest import IMAGE, free_port, http_get, sh
 
 
 def test_removed_service_is_orphaned_then_pruned_volumes_kept(host, repo):
@@ -46,6 +46,51 @@ def test_removed_service_is_orphaned_then_pruned_volumes_kept(host, repo):
     after = host.reconcile(repo, podops_prune=True)
     assert after.rc == 0 and not after.changed
     assert "gone" not in after.report["services"]
+
+
+CHAIN = """\
+x-podops:
+  health: {timeout: 30, samples: 2, interval: 0.3}
+services:
+  a:
+    image: %(image)s
+  b:
+    image: %(image)s
+    depends_on: [a]
+  c:
+    image: %(image)s
+    depends_on: [b]
+"""
+
+
+def test_prune_removes_a_service_whose_containers_depend_on_each_other(host, repo):
+    """podman-compose creates b and c with --requires (a <- b <- c); podman refuses to remove a container that
+    others still require, so a prune that removes them all in one call left half the service running."""
+    keep_port = free_port()
+    repo.add_web("keep", keep_port, "keep")
+    repo.write("services/chain/compose.yaml", CHAIN % {"image": IMAGE})
+    repo.commit()
+    deployed = host.reconcile(repo)
+    assert deployed.rc == 0, deployed
+    chain = host.containers("chain")
+    assert sorted(c["Labels"]["com.docker.compose.service"] for c in chain) == ["a", "b", "c"]
+    assert {c["State"] for c in chain} == {"running"}
+    keep_ids = host.ids("keep")
+
+    repo.remove("services/chain")
+    repo.commit("remove chain")
+    pruned = host.reconcile(repo, podops_prune=True)
+    assert pruned.rc == 0, pruned
+    assert pruned.report["services"]["chain"]["action"] == "pruned", pruned.report["services"]["chain"]
+    assert host.containers("chain") == []
+    project = f"{host.prefix}chain"
+    left = sh("podman", "ps", "-a", "--format", "{{.Names}}", "--filter", f"label=io.podman.compose.project={project}").stdout.split()
+    assert left == [], f"containers of {project} survived the prune: {left}"
+    assert host.ids("keep") == keep_ids, "the other service was not touched"
+    assert http_get(keep_port) == "keep"
+    again = host.reconcile(repo, podops_prune=True)
+    assert again.rc == 0 and not again.changed
+    assert "chain" not in again.report["services"]
 
 
 def test_podops_services_restricts_the_host(host, repo):

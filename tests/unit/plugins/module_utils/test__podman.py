@@ -12,11 +12,14 @@ import time
 
 import pytest
 from ansible_collections.podops.gitops.plugins.module_utils._common import PodopsError
-from ansible_collections.podops.gitops.plugins.module_utils._podman import Podman, PodmanCompose, compose_version
+from ansible_collections.podops.gitops.plugins.module_utils._podman import Podman, PodmanCompose, compose_version, removal_rounds
 
 # ``podman-compose --version`` as printed on a test host (podman-compose 1.6.0, podman 4.3.1).
 COMPOSE_1_6_0 = "podman-compose version 1.6.0\npodman version 4.3.1\n"
 # Debian 12's podman-compose 1.0.3: podman's version first, the tool named "podman-composer".
+# ``podman container inspect --format json`` of a project a <- b <- c that podman-compose 1.6.0 created (podman
+# 4.3.1), trimmed to the fields podops reads. c requires b and a: podman-compose passes the transitive ones too.
+INSPECT_CHAIN_4_3_1 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "podman_container_inspect_4.3.1_chain.json")
 COMPOSE_1_0_3 = "using podman version: 4.3.1\npodman-composer version  1.0.3\npodman --version \npodman version 4.3.1\nexit code: 0"
 
 
@@ -184,7 +187,8 @@ def test_project_containers_ps_failure_is_a_podops_error(executable):
 
 def test_known_containers_reuse_the_plans_ps_until_podops_changes_the_project(podman_ps_entries, executable):
     entries = podman_ps_entries[:1] + [dict(podman_ps_entries[1], Names=["other_web_1"], Labels={"io.podman.compose.project": "other"})]
-    runner = FakeRunner({"ps": (0, json.dumps(entries), ""), "rm": (0, "", "")})
+    inspect = json.dumps([{"Id": "0ther", "Name": "other_web_1", "Dependencies": []}])
+    runner = FakeRunner({"ps": (0, json.dumps(entries), ""), "container": (0, inspect, ""), "stop": (0, "", ""), "rm": (0, "", "")})
     podman = Podman(runner, executable("podman"))
     ps = [podman.executable, "ps", "-a", "--format", "json"]
 
@@ -200,7 +204,12 @@ def test_known_containers_reuse_the_plans_ps_until_podops_changes_the_project(po
 
     podman.remove_containers(["other_web_1"])  # by name: any project may have changed
     assert [c.name for c in podman.known_containers("other")] == ["other_web_1"]
-    assert runner.calls[2:] == [[podman.executable, "rm", "-f", "-t", "10", "other_web_1"], ps]
+    assert runner.calls[2:] == [
+        [podman.executable, "container", "inspect", "--format", "json", "other_web_1"],
+        [podman.executable, "stop", "--ignore", "-t", "10", "0ther"],
+        [podman.executable, "rm", "-f", "--ignore", "-t", "10", "0ther"],
+        ps,
+    ]
 
 
 def test_known_containers_without_any_ps_yet_lists_them(podman_ps_entries, executable):
@@ -247,3 +256,127 @@ def test_a_pull_that_times_out_is_a_podops_error_naming_the_command(executable):
     podman = Podman(runner, executable("podman"))
     with pytest.raises(PodopsError, match=r"'podman pull' timed out after 900s"):
         podman.pull("registry.example/big:1")
+
+
+# --- removal order: podman refuses to remove a container another one still requires ---------------------------------
+
+
+def test_removal_rounds_of_a_chain_remove_dependents_first():
+    assert removal_rounds({"a": [], "b": ["a"], "c": ["b", "a"]}) == [["c"], ["b"], ["a"]]
+
+
+def test_removal_rounds_of_independent_containers_is_one_round():
+    assert removal_rounds({"x": [], "y": [], "z": []}) == [["x", "y", "z"]]
+    assert removal_rounds({}) == []
+
+
+def test_removal_rounds_of_a_diamond():
+    assert removal_rounds({"db": [], "api": ["db"], "worker": ["db"], "web": ["api"]}) == [["worker", "web"], ["api"], ["db"]]
+
+
+def test_removal_rounds_ignore_requirements_outside_the_set():
+    # A pod's infra container, or a container of another project, that stays: it holds nothing back.
+    assert removal_rounds({"b": ["infra"], "c": ["b", "infra"]}) == [["c"], ["b"]]
+
+
+def test_removal_rounds_end_a_cycle_in_one_round():
+    assert removal_rounds({"a": ["b"], "b": ["a"], "c": ["a"]}) == [["c"], ["a", "b"]]
+
+
+class ScriptedPodman:
+    """A fake podman runner that answers ``container inspect`` from a captured output and otherwise behaves like
+    podman 4.3.1's ``rm``: it refuses a container that a container still present requires."""
+
+    def __init__(self, entries):
+        self.present = {entry["Id"]: entry for entry in entries}
+        self.calls = []
+
+    def __call__(self, argv, cwd=None, timeout=None):
+        self.calls.append(list(argv))
+        words = argv[1:]
+        if words[:2] == ["container", "inspect"]:
+            refs = words[4:]
+            found = [e for e in self.present.values() if e["Id"] in refs or e["Name"] in refs]
+            missing = [r for r in refs if not any(r in (e["Id"], e["Name"]) for e in found)]
+            return (125 if missing else 0), json.dumps(found), "".join(f"Error: inspecting object: no such container {r}\n" for r in missing)
+        if words[0] == "stop":
+            return 0, "", ""
+        if words[0] == "rm":
+            # Like podman, each container of the call on its own: one that a present container requires fails
+            # (even when that one is in the same call), the others are removed.
+            targets = [w for w in words if w in self.present]
+            refused = {cid: [o for o, e in self.present.items() if cid in e["Dependencies"]] for cid in targets}
+            refused = {cid: dependents for cid, dependents in refused.items() if dependents}
+            for cid in targets:
+                if cid not in refused:
+                    del self.present[cid]
+            errors = [f"Error: container {cid} has dependent containers which must be removed before it: {', '.join(d)}" for cid, d in refused.items()]
+            return (1 if errors else 0), "\n".join(c for c in targets if c not in refused), "\n".join(errors)
+        raise AssertionError(f"unexpected podman call {argv}")
+
+
+@pytest.fixture
+def chain_entries():
+    with open(INSPECT_CHAIN_4_3_1, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def test_remove_project_with_depends_on_removes_dependents_first(chain_entries, executable):
+    by_name = {e["Name"]: e["Id"] for e in chain_entries}
+    ps = [{"Id": e["Id"], "Names": [e["Name"]], "State": "running", "Labels": e["Config"]["Labels"]} for e in chain_entries]
+    runner = ScriptedPodman(chain_entries)
+    real = runner.__call__
+
+    def answer(argv, cwd=None, timeout=None):
+        if argv[1] == "ps":
+            runner.calls.append(list(argv))
+            return 0, json.dumps(ps), ""
+        if argv[1] in ("pod", "network"):
+            runner.calls.append(list(argv))
+            return 0, "", ""
+        return real(argv, cwd)
+
+    podman = Podman(answer, executable("podman"))
+
+    removed = podman.remove_project("t1chain", stop_timeout=3)
+
+    assert runner.present == {}
+    assert sorted(removed) == sorted(by_name.values())
+    rms = [call[6:] for call in runner.calls if call[1] == "rm"]
+    assert rms == [[by_name["t1chain_c_1"]], [by_name["t1chain_b_1"]], [by_name["t1chain_a_1"]]]
+    stops = [call for call in runner.calls if call[1] == "stop"]
+    assert len(stops) == 1 and stops[0][:5] == [podman.executable, "stop", "--ignore", "-t", "3"], "one stop timeout for the whole chain"
+    assert all(call[2:6] == ["-f", "--ignore", "-t", "3"] for call in runner.calls if call[1] == "rm"), "every rm keeps its stop time limit"
+
+
+def test_removing_a_chain_in_one_rm_is_what_podman_refuses(chain_entries):
+    """The fake behaves like podman: the old single ``podman rm -f a b c`` fails and leaves a and b."""
+    runner = ScriptedPodman(chain_entries)
+    rc, _out, err = runner(["podman", "rm", "-f", "-t", "10", *[e["Id"] for e in chain_entries]])
+    assert rc == 1 and "has dependent containers" in err
+    assert sorted(e["Name"] for e in runner.present.values()) == ["t1chain_a_1", "t1chain_b_1"]
+
+
+def test_remove_skips_containers_that_are_gone(chain_entries, executable):
+    runner = ScriptedPodman(chain_entries[:1])
+    podman = Podman(runner, executable("podman"))
+
+    assert podman.remove(["t1chain_a_1", "nosuch"]) == [chain_entries[0]["Id"]]
+    assert podman.remove(["nosuch"]) == []
+    assert runner.present == {}
+
+
+def test_remove_failure_names_podmans_reason(executable):
+    entries = [{"Id": "x1", "Name": "x", "Dependencies": []}]
+
+    def runner(argv, cwd=None, timeout=None):
+        if argv[1] == "container":
+            return 0, json.dumps(entries), ""
+        if argv[1] == "rm":
+            return 125, "", "Error: container x1 is in use by an outside container\n"
+        return 0, "", ""
+
+    with pytest.raises(PodopsError) as err:
+        Podman(runner, executable("podman")).remove_containers(["x"])
+
+    assert str(err.value) == "could not remove x: Error: container x1 is in use by an outside container"
