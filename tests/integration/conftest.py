@@ -306,3 +306,12 @@ def registry_host(host, registry):
     """A host whose podman and podman-compose know the test registry as insecure (plain HTTP)."""
     host.env["CONTAINERS_REGISTRIES_CONF"] = str(registry.registries_conf)
     return host
+
+
+def alive(pid: int) -> bool:
+    """A process that exists and is not a zombie (a reparented zombie may wait for a slow init)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

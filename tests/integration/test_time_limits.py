@@ -7,7 +7,7 @@ import os
 import shutil
 import time
 
-from conftest import free_port, http_get, web_service
+from conftest import alive, free_port, http_get, web_service
 
 HANGING_COMPOSE = """#!/bin/sh
 # podman-compose for this test: 'up' of the project {project} never returns (it and a child wait), the
@@ -21,14 +21,6 @@ case " $* " in
 esac
 exec {real} "$@"
 """
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_a_hanging_compose_up_is_cut_off_and_the_run_goes_on(host, repo, tmp_path):

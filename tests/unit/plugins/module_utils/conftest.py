@@ -167,3 +167,12 @@ def make_container() -> t.Callable[..., Container]:
         )
 
     return make
+
+
+def alive(pid: int) -> bool:
+    """A process that exists and is not a zombie (a reparented zombie may wait for a slow init)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

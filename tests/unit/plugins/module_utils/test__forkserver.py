@@ -26,6 +26,7 @@ from ansible_collections.podops.gitops.plugins.module_utils._forkserver import (
     console_script_interpreter,
 )
 from ansible_collections.podops.gitops.plugins.module_utils._podman import PodmanCompose
+from conftest import alive
 
 # What pip writes for an entry point ``podman_compose:main``.
 CONSOLE_SCRIPT = """#!{python}
@@ -160,15 +161,6 @@ def test_calls_from_threads_run_at_once_and_each_gets_its_own_answer(server, com
         seen = json.loads(out)
         assert rc == 0 and seen["var"] == str(number) and seen["cwd"] == str(tmp_path / f"d{number}")
     assert os.listdir(server._tmp) == []  # outputs are read and removed
-
-
-def alive(pid: int) -> bool:
-    """A process that exists and is not a zombie (a reparented zombie may wait for a slow init)."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_a_call_that_outlives_its_limit_is_ended_with_its_processes(server, compose_script, tmp_path):

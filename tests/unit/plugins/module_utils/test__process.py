@@ -13,14 +13,7 @@ import pytest
 from ansible_collections.podops.gitops.plugins.module_utils._common import CommandTimeout, PodopsError, command_name
 from ansible_collections.podops.gitops.plugins.module_utils._lane import process_runner
 from ansible_collections.podops.gitops.plugins.module_utils._process import run_process
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+from conftest import alive
 
 
 def test_a_command_within_its_limit_gives_rc_and_output():
