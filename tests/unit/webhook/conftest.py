@@ -14,4 +14,4 @@ if _SHIM not in sys.path:
     sys.path.insert(0, _SHIM)
 
 
-from shimtest import setup  # noqa: E402,F401 - the fixture, importable once the shim is on sys.path
+from shimtest import setup  # noqa: E402,F401 # pylint: disable=unused-import,wrong-import-position - the fixture, once the shim is on sys.path
