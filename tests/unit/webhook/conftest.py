@@ -14,4 +14,5 @@ if _SHIM not in sys.path:
     sys.path.insert(0, _SHIM)
 
 
-from shimtest import setup  # noqa: E402,F401 # pylint: disable=unused-import,wrong-import-position - the fixture, once the shim is on sys.path
+# The fixture, importable once the shim is on sys.path; pytest uses it by name.
+from shimtest import setup  # noqa: E402,F401 # pylint: disable=unused-import,wrong-import-position
