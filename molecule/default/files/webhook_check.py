@@ -24,9 +24,13 @@ def main():
     with open(sys.argv[1]) as handle:
         sent = json.load(handle)
     found = {}
+    errors = {}  # what a failed run says, for the test's message
     for run in get("/api/runs?limit=500")["runs"]:
-        for delivery in get(f"/api/runs/{run['id']}")["delivery_ids"]:
+        detail = get(f"/api/runs/{run['id']}")
+        for delivery in detail["delivery_ids"]:
             found[delivery] = run["status"]
+        if run["status"] == "failed":
+            errors[run["id"]] = [detail.get("error"), (detail.get("log") or "")[-1500:]]
     ids = [item["delivery"] for item in sent]
     answered = {}
     for item in sent:
@@ -42,6 +46,7 @@ def main():
                 "missing": sorted(delivery for delivery in ids if delivery not in found),
                 "run_statuses": sorted({found[delivery] for delivery in ids if delivery in found}),
                 "busy": bool(status.get("running") or status.get("queued")),
+                "failed_runs": errors,
             }
         )
     )
