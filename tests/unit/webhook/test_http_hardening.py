@@ -324,13 +324,19 @@ def test_page_has_a_nonce_csp_and_every_answer_the_security_headers(setup):
         page = await client.get("/", headers=BEARER)
         others = [await client.get(path, headers=BEARER) for path in ("/api/status", "/metrics", "/health")]
         others.append(await client.get("/api/status"))  # a 401 too
-        return page.headers, await page.text(), [response.headers for response in others]
+        script = await client.get("/static/localtime.js")
+        others.append(script)
+        return page.headers, await page.text(), [response.headers for response in others], await script.text()
 
-    headers, html, others = run_app(config, store, worker, probe)
+    headers, html, others, script = run_app(config, store, worker, probe)
     csp = headers["Content-Security-Policy"]
     nonce = csp.split("'nonce-", 1)[1].split("'", 1)[0]
-    assert f'<style nonce="{nonce}">' in html and html.count("<style") == 1 and "<script" not in html and " style=" not in html
+    assert f'<style nonce="{nonce}">' in html and html.count("<style") == 1 and " style=" not in html
+    # one script, a file of the shim's own (no inline script: the CSP has no nonce or hash for one)
+    assert html.count("<script") == 1 and '<script src="/static/localtime.js" defer></script>' in html
+    assert "script-src 'self'" in csp and "script-src 'nonce" not in csp
     assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "'unsafe-inline'" not in csp
+    assert others[-1]["Content-Type"].startswith("text/javascript") and "time[datetime]" in script
     for each in [headers, *others]:
         assert each["X-Content-Type-Options"] == "nosniff" and each["Referrer-Policy"] == "no-referrer" and each["X-Frame-Options"] == "DENY"
         assert "frame-ancestors 'none'" in each["Content-Security-Policy"]

@@ -37,9 +37,10 @@ from aiohttp.web_protocol import RequestPayloadError
 from . import __version__
 from .config import PROVIDERS, Config
 from .events import Decision, classify
+from .gitinfo import commit_link
 from .host import Host, HostUnavailable
 from .logs import clean
-from .status import services_view
+from .status import services_view, url_link
 from .store import Store
 from .verify import DELIVERY_HEADERS, AuthError, delivery_id, event_name, same_secret, valid_delivery_id, valid_event_name, verify
 from .worker import Worker
@@ -58,7 +59,10 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
-PAGE_CSP = "default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+# No inline script: the one script (times in the viewer's local time) is a fixed file served from here.
+PAGE_CSP = "default-src 'none'; style-src 'nonce-{nonce}'; script-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+LOCALTIME_JS = "/static/localtime.js"
 
 CONFIG: web.AppKey[Config] = web.AppKey("config", Config)
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
@@ -385,6 +389,10 @@ def _when(value: str | None) -> str:
     return value[:19].replace("T", " ") + " UTC" if value else ""
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def _duration(run: dict) -> str:
     try:
         start = datetime.datetime.strptime(run["started"], "%Y-%m-%dT%H:%M:%S.%fZ")
@@ -398,6 +406,12 @@ async def _status(app: web.Application) -> dict[str, t.Any]:
     config, store, worker = app[CONFIG], app[STORE], app[WORKER]
     host = app[HOST]
     code, body = await health(config, worker, host, app[GATE])
+    details = await host.details()
+    services = await services_view(host, store, details)
+    conditions = collections.Counter(svc["condition"] for svc in services)
+    last = details["last_run"]
+    if last is not None:
+        last = {**last, "commit_url": commit_link(details["commit_link_base"], last["commit"]), "commit_subject": details["subjects"].get(last["commit"] or "")}
     return {
         "version": __version__,
         "slot": config.slot,
@@ -408,9 +422,13 @@ async def _status(app: web.Application) -> dict[str, t.Any]:
         "running": worker.current.id if worker.current else None,
         "queued": worker.pending.id if worker.pending else None,
         "branch": config.branch,
-        "services": await services_view(host, store),
+        "services": services,
+        "conditions": dict(sorted(conditions.items())),
         "containers_error": (await host.containers())[1],
         "last_run": store.last_finished(),
+        # the host's newest run (last-run.json), whoever started it: the timer's and the CLI's too
+        "host_last_run": last,
+        "commit_link_base": details["commit_link_base"],
     }
 
 
@@ -424,13 +442,38 @@ async def handle_page(request: web.Request) -> web.Response:
             if run["id"] == worker.current.id:
                 run["log"] = worker.current_log.text()
     busy = any(run["status"] in ("queued", "running") for run in runs)
+    details = await app[HOST].details()
+    for run in runs:
+        run["commit_url"] = commit_link(details["commit_link_base"], run.get("commit"))
+        run["commit_subject"] = details["subjects"].get(run.get("commit") or "")
+    page_host = request.url.host
+    for svc in status["services"]:
+        svc["links"] = [url_link(url, page_host) for url in svc["urls"]]
     nonce = secrets.token_urlsafe(18)
     html = (
         app[TEMPLATES]
         .get_template("status.html.j2")
-        .render(status=status, runs=runs, busy=busy, refresh=3, ago=_ago, when=_when, duration=_duration, nonce=nonce)
+        .render(
+            status=status,
+            runs=runs,
+            busy=busy,
+            refresh=3,
+            ago=_ago,
+            when=_when,
+            duration=_duration,
+            nonce=nonce,
+            script=LOCALTIME_JS,
+            plural=_plural,
+        )
     )
     return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store", "Content-Security-Policy": PAGE_CSP.format(nonce=nonce)})
+
+
+async def handle_localtime_js(request: web.Request) -> web.Response:
+    """The page's only script (no data in it): writes each <time datetime> in the viewer's local time too."""
+    with open(os.path.join(STATIC_DIR, "localtime.js"), encoding="utf-8") as handle:
+        text = handle.read()
+    return web.Response(text=text, content_type="text/javascript", charset="utf-8", headers={"Cache-Control": "no-cache"})
 
 
 async def handle_api_status(request: web.Request) -> web.Response:
@@ -542,6 +585,7 @@ def create_app(config: Config, store: Store, worker: Worker, host: Host) -> web.
     app.router.add_get("/health", handle_health)
     app.router.add_get("/ready", handle_ready)
     app.router.add_get("/", handle_page)
+    app.router.add_get(LOCALTIME_JS, handle_localtime_js)
     app.router.add_get("/api/status", handle_api_status)
     app.router.add_get("/api/runs", handle_api_runs)
     app.router.add_get("/api/runs/{run_id}", handle_api_run)

@@ -8,6 +8,8 @@
 user may connect (``SocketGroup=``, ``SocketMode=0660``). It reads one request line and answers it:
 
 - ``{"op": "view"}``: service names, the state file, the podops containers, the shim's A/B marker;
+  with ``"details": true`` also what only the status page shows (a summary of the host's last run,
+  published URLs, commit subjects, the commit link of the git host - never the remote URL itself);
 - ``{"op": "using", "packages": [...]}``: which services run an image of those packages;
 - ``{"op": "run", "run_id": ID, "service": NAME|null}``: one step of a run (the reconcile, or the
   redeploy of one service), its output streamed back, then the exit status and the run report.
@@ -60,12 +62,14 @@ def parse_request(line: bytes) -> dict[str, t.Any]:
     if not isinstance(request, dict):
         raise RequestError("the request must be a JSON object")
     op = request.get("op")
-    allowed = {"view": {"op"}, "using": {"op", "packages"}, "run": {"op", "run_id", "service"}}
+    allowed = {"view": {"op", "details"}, "using": {"op", "packages"}, "run": {"op", "run_id", "service"}}
     if op not in allowed:
         raise RequestError(f"op must be one of {', '.join(sorted(allowed))}")
     extra = sorted(set(request) - allowed[op])
     if extra:
         raise RequestError(f"unknown field {extra[0]!r} for op {op}")
+    if op == "view" and not isinstance(request.get("details", False), bool):
+        raise RequestError("details must be true or false")
     if op == "using":
         check_packages(request.get("packages"))
     if op == "run":
@@ -76,7 +80,7 @@ def parse_request(line: bytes) -> dict[str, t.Any]:
 async def answer(host: LocalHost, request: dict[str, t.Any], writer: asyncio.StreamWriter) -> None:
     op = request["op"]
     if op == "view":
-        result: dict[str, t.Any] = await host.view()
+        result: dict[str, t.Any] = await host.view(details=request.get("details") is True)
     elif op == "using":
         result = {"using": await host.using(request["packages"])}
     else:

@@ -30,9 +30,10 @@ import time
 import typing as t
 from dataclasses import dataclass
 
+from . import gitinfo
 from .config import Config
 from .services import SERVICE_NAME_RE, Services
-from .status import Containers, read_state
+from .status import Containers, check_details, read_last_run, read_state
 
 LOG = logging.getLogger("podops_webhook")
 # Same rule as podops-pull's podops_run_id.
@@ -159,6 +160,11 @@ class Host:
         """The shim's A/B marker: ``(content or None when absent, error or None)``."""
         raise NotImplementedError
 
+    async def details(self) -> dict[str, t.Any]:
+        """What only the status page needs, checked (``status.check_details``): the host's last run, each
+        service's published URLs, commit subjects, the git host's commit link."""
+        raise NotImplementedError
+
     async def run(self, step_id: str, service: str | None, sink: Sink) -> StepResult:
         raise NotImplementedError
 
@@ -195,11 +201,29 @@ class LocalHost(Host):
             return None, f"A/B marker {self.config.marker_path} is unreadable: {exc}"
         return (marker, None) if isinstance(marker, dict) else (None, "the A/B marker is not a JSON object")
 
-    async def view(self) -> dict[str, t.Any]:
-        """Everything but runs, in one answer (what the broker sends an unprivileged shim)."""
+    async def details(self) -> dict[str, t.Any]:
+        names = await self.names()
+        state = await self.state()
+        last_run = read_last_run(self.config.state_dir)
+        shas = [entry.get("commit") for entry in state.values() if isinstance(entry, dict)]
+        shas.append(last_run["commit"] if last_run else None)
+        env = command_env(self.config)
+        remote = await gitinfo.remote_url(self.config.repo_dir, env)
+        return check_details(
+            {
+                "last_run": last_run,
+                "urls": {name: urls for name in names if (urls := await asyncio.to_thread(self.services.urls, name))},
+                "subjects": await gitinfo.subjects(self.config.repo_dir, [sha for sha in shas if isinstance(sha, str)], env),
+                "commit_link_base": gitinfo.commit_link_base(remote),  # never the URL itself: it may hold a token
+            }
+        )
+
+    async def view(self, details: bool = False) -> dict[str, t.Any]:
+        """Everything but runs, in one answer (what the broker sends an unprivileged shim); the page's
+        details only when asked (``/health`` does not need them)."""
         containers, containers_error = await self.containers()
         marker, marker_error = await self.marker()
-        return {
+        view = {
             "names": await self.names(),
             "state": await self.state(),
             "containers": containers,
@@ -207,6 +231,9 @@ class LocalHost(Host):
             "marker": marker,
             "marker_error": marker_error,
         }
+        if details:
+            view["details"] = await self.details()
+        return view
 
     async def run(self, step_id: str, service: str | None, sink: Sink) -> StepResult:
         return await execute_step(self.config, step_id, service, sink)
@@ -241,6 +268,8 @@ class BrokerHost(Host):
         self._view: dict[str, t.Any] | None = None
         self._view_error: str | None = None
         self._at = -VIEW_CACHE_SECONDS
+        self._details = check_details({})
+        self._details_at = -VIEW_CACHE_SECONDS
         self._lock = asyncio.Lock()
 
     async def _ask(self, request: dict, sink: Sink | None = None, timeout: float = 30.0) -> dict:
@@ -275,11 +304,15 @@ class BrokerHost(Host):
             raise BrokerError(f"the run broker refused the request: {answer['error']}")
         return answer
 
-    async def view(self) -> dict[str, t.Any]:
+    async def view(self, details: bool = False) -> dict[str, t.Any]:
         async with self._lock:
+            if details and time.monotonic() - self._details_at >= VIEW_CACHE_SECONDS:
+                self._at = -VIEW_CACHE_SECONDS  # one answer with the details refreshes the plain view too
             if time.monotonic() - self._at >= VIEW_CACHE_SECONDS:
                 try:
-                    self._view = await self._ask({"op": "view"})
+                    self._view = await self._ask({"op": "view", "details": True} if details else {"op": "view"})
+                    if details:
+                        self._details, self._details_at = check_details(self._view.get("details")), time.monotonic()
                     if self._view_error:
                         LOG.info("the run broker answers again")
                     self._view_error = None
@@ -294,6 +327,10 @@ class BrokerHost(Host):
 
     async def names(self) -> list[str]:
         return list((await self.view()).get("names") or [])
+
+    async def details(self) -> dict[str, t.Any]:
+        await self.view(details=True)
+        return self._details
 
     async def exists(self, name: str) -> bool:
         view = await self.view()

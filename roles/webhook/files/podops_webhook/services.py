@@ -22,6 +22,9 @@ from .events import image_matches
 # One directory name: no separators, no dot-dirs, nothing a shell or a path could abuse (as in the collection).
 SERVICE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 COMPOSE_MODULE = "ansible_collections.podops.gitops.plugins.module_utils._compose"
+# The summary's published URLs (``urls``) and the service spec it takes, from the same collection.
+RECONCILE_MODULE = "ansible_collections.podops.gitops.plugins.module_utils._reconcile"
+PLAN_MODULE = "ansible_collections.podops.gitops.plugins.module_utils._plan"
 
 
 class CollectionMissing(Exception):
@@ -70,6 +73,18 @@ class Services:
         try:
             return list(self.compose.load_project(os.path.join(self.root, name)).images())
         except Exception:  # noqa: BLE001 - a broken compose file names no image; the reconcile reports it
+            return []
+
+    def urls(self, name: str) -> list[str]:
+        """Where the service listens, as the playbook's summary prints it (``_reconcile.urls``): http(s) URLs
+        when the service sets ``x-podops.url_scheme``, ``host:port`` and ``udp/port`` otherwise."""
+        try:
+            reconcile = importlib.import_module(RECONCILE_MODULE)
+            plan = importlib.import_module(PLAN_MODULE)
+            path = os.path.join(self.root, name)
+            spec = plan.ServiceSpec(name=name, rel_dir=name, service_dir=path, project_name=name, project=self.compose.load_project(path))
+            return list(reconcile.urls(spec))
+        except Exception:  # noqa: BLE001 - a broken compose file publishes nothing; the reconcile reports it
             return []
 
     def using(self, packages: t.Sequence[str]) -> dict[str, list[str]]:

@@ -7,6 +7,12 @@
 - state: ``<state_dir>/state.json`` (written by every reconcile): status, commit, deployed when, last error
 - last outcome: the newest run in the shim's history that names the service
 - containers: ``podman ps -a --format json --filter label=io.podops.service`` (argv only), cached briefly
+- details (the page's, not /health's): the host's last run (``last-run.json``, whoever started it), each
+  service's published URLs, commit subjects and the git host's commit link (``Details``); a broker's
+  answer is checked field by field (``check_details``) before the page uses any of it
+
+A service whose last deploy failed while containers of its last good version still run is *serving the
+previous version*, not down: the page says so instead of a bare "failed".
 """
 
 from __future__ import annotations
@@ -14,15 +20,30 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import time
 import typing as t
 
 from .config import Config
+from .gitinfo import LINK_BASE_RE, MAX_COMMITS, MAX_SUBJECT, SHA_RE, commit_link
+from .services import SERVICE_NAME_RE
 from .store import Store
 
 LABEL_SERVICE = "io.podops.service"
 LABEL_PREFIX = "io.podops.prefix"
 PS_CACHE_SECONDS = 2.0
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
+TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z$")
+WORD_RE = re.compile(r"^[a-z_]{1,20}$")
+# What x-podops ports look like in the collection's summary (``_reconcile.urls``): http://localhost:8080/,
+# 127.0.0.1:8080, udp/53, udp/127.0.0.1:53, [::1]:8080.
+URL_RE = re.compile(
+    r"^(?:(?:https?://)?(?:localhost|[0-9.]{7,15}|\[[0-9a-fA-F:]{2,39}\]):\d{1,5}/?|[a-z]{3,4}/(?:[0-9.]{7,15}:|\[[0-9a-fA-F:]{2,39}\]:)?\d{1,5})$"
+)
+MAX_URLS = 8
+MAX_FAILED_NAMES = 20
+MAX_ERROR = 300
+RESULTS = ("ok", "changed", "failed")
 
 
 def read_state(state_dir: str) -> dict[str, dict]:
@@ -33,6 +54,117 @@ def read_state(state_dir: str) -> dict[str, dict]:
         return {}
     services = data.get("services") if isinstance(data, dict) else None
     return services if isinstance(services, dict) else {}
+
+
+def read_last_run(state_dir: str) -> dict[str, t.Any] | None:
+    """A short summary of ``last-run.json``: the host's newest run, whoever started it (timer, webhook, CLI)."""
+    try:
+        with open(os.path.join(state_dir, "last-run.json"), encoding="utf-8") as handle:
+            report = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(report, dict):
+        return None
+    services = report.get("services") if isinstance(report.get("services"), dict) else {}
+    actions: dict[str, int] = {}
+    failed = []
+    for name, entry in sorted(services.items()):
+        action = entry.get("action") if isinstance(entry, dict) else None
+        if not isinstance(action, str):
+            continue
+        actions[action] = actions.get(action, 0) + 1
+        if action in ("failed", "rolled_back"):
+            failed.append(name)
+    return check_last_run(
+        {
+            "run_id": report.get("run_id"),
+            "trigger": report.get("trigger"),
+            "commit": report.get("commit"),
+            "started": report.get("started"),
+            "finished": report.get("finished"),
+            "check_mode": report.get("check_mode"),
+            "result": report.get("result"),
+            "error": report.get("error"),
+            "actions": actions,
+            "failed": failed[:MAX_FAILED_NAMES],
+        }
+    )
+
+
+def _text(value: t.Any, limit: int) -> str | None:
+    if not isinstance(value, str) or not value:
+        return None
+    value = "".join(ch if ch.isprintable() or ch == "\n" else " " for ch in value)
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def check_last_run(raw: t.Any) -> dict[str, t.Any] | None:
+    """The last-run summary with every field checked; None when it is not one (wrong type, bad run id)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("run_id"), str) or not RUN_ID_RE.fullmatch(raw["run_id"]):
+        return None
+    actions = raw.get("actions") if isinstance(raw.get("actions"), dict) else {}
+    failed = raw.get("failed") if isinstance(raw.get("failed"), list) else []
+    return {
+        "run_id": raw["run_id"],
+        "trigger": raw["trigger"] if isinstance(raw.get("trigger"), str) and WORD_RE.fullmatch(raw["trigger"]) else None,
+        "commit": raw["commit"] if isinstance(raw.get("commit"), str) and SHA_RE.fullmatch(raw["commit"]) else None,
+        "started": raw["started"] if isinstance(raw.get("started"), str) and TIME_RE.fullmatch(raw["started"]) else None,
+        "finished": raw["finished"] if isinstance(raw.get("finished"), str) and TIME_RE.fullmatch(raw["finished"]) else None,
+        "check_mode": raw.get("check_mode") is True,
+        "result": raw["result"] if raw.get("result") in RESULTS else "failed",
+        "error": _text(raw.get("error"), MAX_ERROR),
+        "actions": {k: v for k, v in sorted(actions.items())[:16] if isinstance(k, str) and WORD_RE.fullmatch(k) and type(v) is int and 0 <= v < 100000},
+        "failed": [name for name in failed[:MAX_FAILED_NAMES] if isinstance(name, str) and SERVICE_NAME_RE.fullmatch(name)],
+    }
+
+
+HTTP_URL_RE = re.compile(r"^(?P<scheme>https?)://(?P<host>localhost|[0-9.]{7,15}|\[[0-9a-fA-F:]{2,39}\]):(?P<port>\d{1,5})/?$")
+PAGE_HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$")
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
+
+
+def url_link(url: str, page_host: str | None) -> dict[str, t.Any]:
+    """How the page shows one published URL: ``{"text", "href" or None, "note"}``. A port published on
+    all interfaces (``localhost`` in the summary) is linked on the host name the page was opened with, so
+    it works from the viewer's machine; a port bound to loopback is linked only for a viewer on this host."""
+    match = HTTP_URL_RE.fullmatch(url)
+    if match is None:
+        return {"text": url, "href": None, "note": ""}
+    scheme, host, port = match["scheme"], match["host"], match["port"]
+    page = page_host if page_host and PAGE_HOST_RE.fullmatch(page_host) else None
+    local_viewer = page is None or page in LOOPBACK_HOSTS
+    if host == "localhost":
+        host = page or "localhost"
+    elif host in LOOPBACK_HOSTS and not local_viewer:
+        return {"text": url, "href": None, "note": "on this host only"}
+    href = f"{scheme}://{host}:{port}/"
+    return {"text": href, "href": href, "note": ""}
+
+
+def check_details(raw: t.Any) -> dict[str, t.Any]:
+    """The page's details (as ``LocalHost.details`` builds them), every field checked: what does not fit is
+    left out, never passed on. A broker's answer goes through here before the page sees it."""
+    raw = raw if isinstance(raw, dict) else {}
+    urls_in = raw.get("urls") if isinstance(raw.get("urls"), dict) else {}
+    urls = {}
+    for name, found in list(urls_in.items())[:1000]:
+        if isinstance(name, str) and SERVICE_NAME_RE.fullmatch(name) and isinstance(found, list):
+            good = [url for url in found[:MAX_URLS] if isinstance(url, str) and URL_RE.fullmatch(url)]
+            if good:
+                urls[name] = good
+    subjects_in = raw.get("subjects") if isinstance(raw.get("subjects"), dict) else {}
+    subjects = {
+        sha: _text(subject, MAX_SUBJECT).replace("\n", " ")
+        for sha, subject in list(subjects_in.items())[:MAX_COMMITS]
+        if isinstance(sha, str) and SHA_RE.fullmatch(sha) and _text(subject, MAX_SUBJECT)
+    }
+    base = raw.get("commit_link_base")
+    return {
+        "last_run": check_last_run(raw.get("last_run")),
+        "urls": urls,
+        "subjects": subjects,
+        "commit_link_base": base if isinstance(base, str) and LINK_BASE_RE.fullmatch(base) else None,
+    }
 
 
 class Containers:
@@ -102,8 +234,23 @@ def last_outcomes(store: Store, limit: int = 50) -> dict[str, dict]:
     return found
 
 
-async def services_view(host: t.Any, store: Store) -> list[dict[str, t.Any]]:
-    """One row per service; ``host`` is the shim's ``host.Host`` (what runs here, from the host or the broker)."""
+def condition(status: str, entry: dict, up: int, total: int) -> tuple[str, str]:
+    """``(condition, what the page says)`` of one service. ``condition`` is one word for CSS and tests:
+    ok, degraded (deployed, not all containers running), serving-previous, failed, not-deployed,
+    orphaned, unknown."""
+    if status == "failed":
+        if entry.get("digest") and up:
+            return "serving-previous", "serving the previous version; last deploy failed"
+        return "failed", "failed" if entry.get("digest") else "failed; never deployed"
+    if status == "ok" and total and up < total:
+        return "degraded", f"deployed; {up} of {total} containers running"
+    return status.replace(" ", "-"), status
+
+
+async def services_view(host: t.Any, store: Store, details: dict | None = None) -> list[dict[str, t.Any]]:
+    """One row per service; ``host`` is the shim's ``host.Host`` (what runs here, from the host or the broker);
+    ``details`` as ``check_details`` returns them (URLs, commit subjects and links)."""
+    details = details or check_details({})
     state = await host.state()
     outcomes = last_outcomes(store)
     running, _error = await host.containers()
@@ -121,16 +268,25 @@ async def services_view(host: t.Any, store: Store) -> list[dict[str, t.Any]]:
         else:
             status = entry.get("status") or "unknown"
         outcome = outcomes.get(name, {})
+        cond, summary = condition(status, entry, up, len(ctrs))
+        commit = entry.get("commit")
         rows.append(
             {
                 "name": name,
                 "state": status,
+                "condition": cond,
+                "summary": summary,
+                "serving_previous": cond == "serving-previous",
                 "healthy": status == "ok" and (not ctrs or up == len(ctrs)),
-                "commit": entry.get("commit"),
+                "commit": commit,
+                "commit_subject": details["subjects"].get(commit) if isinstance(commit, str) else None,
+                "commit_url": commit_link(details["commit_link_base"], commit),
                 "deployed_at": entry.get("deployed_at"),
+                "failed_at": entry.get("failed_at") if status == "failed" else None,
                 "error": entry.get("error") or outcome.get("error"),
                 "last_action": outcome.get("action"),
                 "last_run": outcome.get("run_id"),
+                "urls": details["urls"].get(name, []),
                 "containers": ctrs,
                 "running": f"{up}/{len(ctrs)}",
             }
