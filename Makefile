@@ -4,7 +4,7 @@ ENV := . hack/env.sh
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup demo test lint unit integration sanity molecule bench bench-quick clean lock webhook
+.PHONY: setup demo test lint unit integration sanity molecule bench bench-quick clean lock webhook screenshots
 
 setup:
 	@sh hack/setup.sh
@@ -28,7 +28,14 @@ integration: setup
 # The webhook shim alone: its unit tests, its integration tests (real shim, reconcile, role, Chromium).
 webhook: setup
 	@$(ENV); python -m pytest -p no:cacheprovider tests/unit/webhook tests/integration/test_webhook_gate.py \
-	  tests/integration/test_webhook_hostile.py tests/integration/test_webhook_e2e.py tests/integration/test_webhook_package.py tests/integration/test_webhook_role.py tests/integration/test_webhook_broker.py -q $(PYTEST_ARGS)
+	  tests/integration/test_webhook_hostile.py tests/integration/test_webhook_e2e.py tests/integration/test_webhook_package.py tests/integration/test_webhook_role.py tests/integration/test_webhook_broker.py \
+	  tests/integration/test_webhook_status_page.py -q $(PYTEST_ARGS)
+
+# The status page's screenshots in docs/webhook.md: taken by its browser test (Debian's Chromium, a real
+# failed deploy on real podman), copied from .work/artifacts/ to docs/images/.
+screenshots: setup
+	@$(ENV); python -m pytest -p no:cacheprovider tests/integration/test_webhook_status_page.py -q $(PYTEST_ARGS)
+	@mkdir -p docs/images && cp .work/artifacts/status-page-desktop.png .work/artifacts/status-page-phone.png docs/images/
 
 sanity: setup
 	@$(ENV); sh hack/sanity.sh

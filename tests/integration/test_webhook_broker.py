@@ -249,3 +249,41 @@ def test_without_the_broker_a_delivery_is_refused_for_now_and_nothing_is_kept(tm
     finally:
         assert shim.stop() == 0, shim.log()
     assert recorded(tmp_path) == []
+
+
+def test_the_page_details_come_through_the_broker_without_the_remote_url(broker_and_shim):
+    """``view`` with details: the host's last run, commit subjects and the commit link base (never the origin
+    URL, whose token stays on the root side); the shim shows them, checked."""
+    shim = broker_and_shim
+    repo, state = Path(shim.config["repo_dir"]), Path(shim.config["state_dir"])
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-q", "-m", "web: served through the broker")
+    git("remote", "add", "origin", "https://deploy:glpat-SECRETVALUE@gitlab.example.org/team/env.git")
+    head = git("rev-parse", "HEAD")
+    original = (state / "state.json").read_text()
+    (state / "state.json").write_text(json.dumps({"version": 1, "services": {"web": {"status": "ok", "commit": head, "digest": "d"}}}))
+    last_run = {"run_id": "20261201T100000Z-aaaaaa", "trigger": "timer", "commit": head, "result": "changed", "services": {"web": {"action": "deployed"}}}
+    (state / "last-run.json").write_text(json.dumps(last_run))
+    try:
+        _output, view = ask(shim.sock_path, b'{"op": "view", "details": true}\n')
+        assert "SECRETVALUE" not in json.dumps(view)
+        details = view["details"]
+        assert details["commit_link_base"] == "https://gitlab.example.org/team/env/-/commit/"
+        assert details["subjects"] == {head: "web: served through the broker"}
+        assert details["last_run"]["run_id"] == last_run["run_id"] and details["last_run"]["actions"] == {"deployed": 1}
+        assert "details" not in ask(shim.sock_path, b'{"op": "view"}\n')[1], "/health's view stays small"
+        assert "details must be" in ask(shim.sock_path, b'{"op": "view", "details": "yes"}\n')[1].get("error", "")
+
+        wait_for(lambda: (shim.get("/api/status").json.get("host_last_run") or {}).get("run_id") == last_run["run_id"], "the shim's view of the new run")
+        web = next(row for row in shim.get("/api/status").json["services"] if row["name"] == "web")
+        assert web["commit_url"] == f"https://gitlab.example.org/team/env/-/commit/{head}" and web["commit_subject"] == "web: served through the broker"
+        page = shim.get("/").body.decode()
+        assert "SECRETVALUE" not in page and 'data-result="changed"' in page and "web: served through the broker" in page
+    finally:
+        (state / "state.json").write_text(original)
+        (state / "last-run.json").unlink()

@@ -166,7 +166,7 @@ def test_page_shows_serving_previous_last_run_urls_and_commit_links(setup):
         )
     )
     host = local_host(config)
-    ps = {"api": [{"name": "api_main_1", "state": "running", "status": "Up", "image": "i", "id": "1", "commit": head}]}
+    ps = {name: [{"name": f"{name}_main_1", "state": "running", "status": "Up", "image": "i", "id": "1", "commit": head}] for name in ("api", "web")}
 
     async def containers():
         return ps, None

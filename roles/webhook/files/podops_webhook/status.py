@@ -286,7 +286,7 @@ async def services_view(host: t.Any, store: Store, details: dict | None = None) 
                 "error": entry.get("error") or outcome.get("error"),
                 "last_action": outcome.get("action"),
                 "last_run": outcome.get("run_id"),
-                "urls": details["urls"].get(name, []),
+                "urls": details["urls"].get(name, []) if up else [],  # where it serves: nothing while nothing runs
                 "containers": ctrs,
                 "running": f"{up}/{len(ctrs)}",
             }
