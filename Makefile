@@ -4,7 +4,7 @@ ENV := . hack/env.sh
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup demo test lint unit integration sanity molecule bench bench-quick clean lock webhook screenshots
+.PHONY: setup demo test lint unit integration sanity molecule bench bench-quick clean lock webhook screenshots build
 
 setup:
 	@sh hack/setup.sh
@@ -52,6 +52,11 @@ bench: setup
 
 bench-quick: setup
 	@$(ENV); python benchmarks/bench.py --quick --out .work/bench/quick.json
+
+# The collection tarball users install: ansible-galaxy collection install .work/dist/podops-gitops-<version>.tar.gz
+# (galaxy.yml's build_ignore keeps .work, .venv and test output out of it). Needs only ansible-galaxy.
+build:
+	@$(ENV); ansible-galaxy collection build --force --output-path .work/dist .
 
 lock:
 	python3 -m venv .work/lock-venv && .work/lock-venv/bin/pip install -q -r requirements.in && \
