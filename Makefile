@@ -3,6 +3,7 @@ SHELL := /bin/sh
 ENV := . hack/env.sh
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+DIST ?= .work/dist
 
 .PHONY: setup demo test lint unit integration sanity molecule bench bench-quick clean lock webhook screenshots build
 
@@ -53,10 +54,10 @@ bench: setup
 bench-quick: setup
 	@$(ENV); python benchmarks/bench.py --quick --out .work/bench/quick.json
 
-# The collection tarball users install: ansible-galaxy collection install .work/dist/podops-gitops-<version>.tar.gz
+# The collection tarball users install: ansible-galaxy collection install $(DIST)/podops-gitops-<version>.tar.gz
 # (galaxy.yml's build_ignore keeps .work, .venv and test output out of it). Needs only ansible-galaxy.
 build:
-	@$(ENV); ansible-galaxy collection build --force --output-path .work/dist .
+	@$(ENV); ansible-galaxy collection build --force --output-path $(DIST) .
 
 lock:
 	python3 -m venv .work/lock-venv && .work/lock-venv/bin/pip install -q -r requirements.in && \

@@ -26,10 +26,11 @@ def galaxy_version() -> str:
 
 
 @pytest.fixture(scope="module")
-def tarball():
-    proc = sh("make", "-s", "build", cwd=REPO_ROOT, check=False)
+def tarball(tmp_path_factory):
+    dist = tmp_path_factory.mktemp("dist")  # its own folder: two test workers never write one tarball
+    proc = sh("make", "-s", "build", f"DIST={dist}", cwd=REPO_ROOT, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    path = REPO_ROOT / ".work" / "dist" / f"podops-gitops-{galaxy_version()}.tar.gz"
+    path = dist / f"podops-gitops-{galaxy_version()}.tar.gz"
     assert path.is_file(), proc.stdout
     return path
 

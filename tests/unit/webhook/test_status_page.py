@@ -165,6 +165,13 @@ def test_page_shows_serving_previous_last_run_urls_and_commit_links(setup):
             }
         )
     )
+    failing = {"container": "api_main_1", "lines": ["starting", "<script>alert(1)</script> crashed", 7], "healthcheck": "wget: server returned 404"}
+    store.create_run("r-1", "webhook", None)
+    outcome = {
+        "api": {"action": "rolled_back", "reason": "changed", "error": "health gate", "failure_log": failing},
+        "web": {"action": "unchanged", "reason": "unchanged", "error": None, "failure_log": "odd"},
+    }
+    store.finish_run("r-1", "failed", 2, outcome, "", None, head)
     host = local_host(config)
     ps = {name: [{"name": f"{name}_main_1", "state": "running", "status": "Up", "image": "i", "id": "1", "commit": head}] for name in ("api", "web")}
 
@@ -190,4 +197,7 @@ def test_page_shows_serving_previous_last_run_urls_and_commit_links(setup):
     assert 'id="last-run"' in html and 'data-result="failed"' in html and "(timer)" in html and "failed: api" in html
     assert 'href="http://127.0.0.1:8080/"' in html  # the test client opens the page on 127.0.0.1
     assert '<time datetime="2026-12-01T10:00:05.000000Z">' in html
+    # the failing container's last lines (run report field failure_log), escaped, in the card and the run
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt; crashed") == 2 and "<script>alert" not in html
+    assert "healthcheck said: <code>wget: server returned 404</code>" in html and "last log lines of <code>api_main_1</code>" in html
     assert status["host_last_run"]["run_id"] == "20261201T100000Z-abc123" and status["conditions"] == {"ok": 1, "serving-previous": 1}

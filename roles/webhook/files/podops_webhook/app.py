@@ -40,7 +40,7 @@ from .events import Decision, classify
 from .gitinfo import commit_link
 from .host import Host, HostUnavailable
 from .logs import clean
-from .status import services_view, url_link
+from .status import failure_log, services_view, url_link
 from .store import Store
 from .verify import DELIVERY_HEADERS, AuthError, delivery_id, event_name, same_secret, valid_delivery_id, valid_event_name, verify
 from .worker import Worker
@@ -402,11 +402,11 @@ def _duration(run: dict) -> str:
     return f"{(end - start).total_seconds():.1f} s"
 
 
-async def _status(app: web.Application) -> dict[str, t.Any]:
+async def _status(app: web.Application, details: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
     config, store, worker = app[CONFIG], app[STORE], app[WORKER]
     host = app[HOST]
     code, body = await health(config, worker, host, app[GATE])
-    details = await host.details()
+    details = details if details is not None else await host.details()
     services = await services_view(host, store, details)
     conditions = collections.Counter(svc["condition"] for svc in services)
     last = details["last_run"]
@@ -434,7 +434,8 @@ async def _status(app: web.Application) -> dict[str, t.Any]:
 
 async def handle_page(request: web.Request) -> web.Response:
     app = request.app
-    status = await _status(app)
+    details = await app[HOST].details()
+    status = await _status(app, details)
     store, worker = app[STORE], app[WORKER]
     runs = store.runs(limit=20, with_log=True)
     if worker.current and worker.current_log:
@@ -442,8 +443,8 @@ async def handle_page(request: web.Request) -> web.Response:
             if run["id"] == worker.current.id:
                 run["log"] = worker.current_log.text()
     busy = any(run["status"] in ("queued", "running") for run in runs)
-    details = await app[HOST].details()
     for run in runs:
+        run["failure_logs"] = {name: found for name, entry in (run.get("outcome") or {}).items() if (found := failure_log(entry))}
         run["commit_url"] = commit_link(details["commit_link_base"], run.get("commit"))
         run["commit_subject"] = details["subjects"].get(run.get("commit") or "")
     page_host = request.url.host

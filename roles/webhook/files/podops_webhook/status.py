@@ -141,6 +141,25 @@ def url_link(url: str, page_host: str | None) -> dict[str, t.Any]:
     return {"text": href, "href": href, "note": ""}
 
 
+MAX_LOG_LINES = 40
+MAX_LOG_LINE = 500
+
+
+def failure_log(entry: t.Any) -> dict[str, t.Any] | None:
+    """A run report entry's ``failure_log`` (the failing container's last log lines and its healthcheck's
+    output, written by the reconcile since issue 14), read defensively: absent, or of another shape, is None;
+    lines are cut to MAX_LOG_LINES of MAX_LOG_LINE characters. The page escapes all of it."""
+    raw = entry.get("failure_log") if isinstance(entry, dict) else None
+    if not isinstance(raw, dict):
+        return None
+    lines = raw.get("lines") if isinstance(raw.get("lines"), list) else []
+    lines = [_text(line, MAX_LOG_LINE) or "" for line in lines[-MAX_LOG_LINES:] if isinstance(line, str)]
+    container, healthcheck = _text(raw.get("container"), 200), _text(raw.get("healthcheck"), 2000)
+    if not (lines or healthcheck):
+        return None
+    return {"container": container, "lines": lines, "healthcheck": healthcheck}
+
+
 def check_details(raw: t.Any) -> dict[str, t.Any]:
     """The page's details (as ``LocalHost.details`` builds them), every field checked: what does not fit is
     left out, never passed on. A broker's answer goes through here before the page sees it."""
@@ -285,6 +304,7 @@ async def services_view(host: t.Any, store: Store, details: dict | None = None) 
                 "failed_at": entry.get("failed_at") if status == "failed" else None,
                 "error": entry.get("error") or outcome.get("error"),
                 "last_action": outcome.get("action"),
+                "failure_log": failure_log(outcome) if status == "failed" else None,
                 "last_run": outcome.get("run_id"),
                 "urls": details["urls"].get(name, []) if up else [],  # where it serves: nothing while nothing runs
                 "containers": ctrs,
