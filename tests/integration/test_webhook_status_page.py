@@ -10,6 +10,7 @@ and phone (390) width go to .work/artifacts/ (``make screenshots`` copies them t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from webhook_helpers import TOKEN, Shim, github_push, write_secret
 
 ARTIFACTS = REPO_ROOT / ".work" / "artifacts"
 FAST_GATE = "x-podops:\n  url_scheme: http\n  health: {timeout: 4, samples: 2, interval: 0.3}\n"
+VIEWER_ZONE = "Europe/Berlin"  # the browser's time zone (this machine's is UTC): local times must differ
 BROKEN_HEALTH = '["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/no-such-page"]'
 
 
@@ -75,7 +77,7 @@ def chromium(width: int, height: int, phone: bool):
     else:
         options.add_argument(f"--window-size={width},{height}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER, env=dict(os.environ, TZ=VIEWER_ZONE)), options=options)
     driver.set_page_load_timeout(30)
     return driver
 
@@ -120,6 +122,8 @@ def test_the_page_says_what_serves_what_failed_and_what_the_last_run_did(broken_
             # times: UTC from the server, the viewer's local time from the shim's own script (CSP: script-src 'self')
             times = driver.find_elements(By.CSS_SELECTOR, "time[datetime]")
             assert times and all(el.find_elements(By.CSS_SELECTOR, ".local") for el in times), "localtime.js did not run"
+            local = times[0].find_element(By.CSS_SELECTOR, ".local").text
+            assert VIEWER_ZONE in local and "UTC" in times[0].text, times[0].text
             logged = [entry["message"] for entry in driver.get_log("browser") if "favicon.ico" not in entry["message"]]
             blocked = [message for message in logged if "Content Security Policy" in message or "Uncaught" in message]
             assert not blocked, blocked
