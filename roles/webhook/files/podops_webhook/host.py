@@ -312,7 +312,7 @@ class BrokerHost(Host):
                 try:
                     self._view = await self._ask({"op": "view", "details": True} if details else {"op": "view"})
                     if details:
-                        self._details, self._details_at = check_details(self._view.get("details")), time.monotonic()
+                        self._details, self._details_at = check_details(self._view.pop("details", None)), time.monotonic()
                     if self._view_error:
                         LOG.info("the run broker answers again")
                     self._view_error = None
