@@ -98,6 +98,10 @@ def _text(value: t.Any, limit: int) -> str | None:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
+def _count(value: t.Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 100000
+
+
 def check_last_run(raw: t.Any) -> dict[str, t.Any] | None:
     """The last-run summary with every field checked; None when it is not one (wrong type, bad run id)."""
     if not isinstance(raw, dict) or not isinstance(raw.get("run_id"), str) or not RUN_ID_RE.fullmatch(raw["run_id"]):
@@ -113,7 +117,7 @@ def check_last_run(raw: t.Any) -> dict[str, t.Any] | None:
         "check_mode": raw.get("check_mode") is True,
         "result": raw["result"] if raw.get("result") in RESULTS else "failed",
         "error": _text(raw.get("error"), MAX_ERROR),
-        "actions": {k: v for k, v in sorted(actions.items())[:16] if isinstance(k, str) and WORD_RE.fullmatch(k) and type(v) is int and 0 <= v < 100000},
+        "actions": {k: v for k, v in sorted(actions.items())[:16] if isinstance(k, str) and WORD_RE.fullmatch(k) and _count(v)},
         "failed": [name for name in failed[:MAX_FAILED_NAMES] if isinstance(name, str) and SERVICE_NAME_RE.fullmatch(name)],
     }
 
