@@ -6,8 +6,9 @@ credentials (the secrets folder loaded as one credential per file), accepts a de
 generated GitHub secret and refuses one signed with the GitLab token. An install from before per-provider
 secrets (only webhook.secret) keeps its shared secret, with a warning.
 
-This machine has no systemd as PID 1: the role installs the unit without starting it. Starting it under
-systemd is exercised in the systemd container tests.
+The role runs with podops_webhook_start false: it installs the unit without starting it, so the test starts no
+unit on a host where systemd is PID 1 (the shim it installed is started by the test itself). Starting it under
+systemd is exercised in the molecule server.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def playbook(base: Path, port: int, *args: str) -> subprocess.CompletedProcess:
         "podops_webhook_create_user": False,
         "podops_webhook_db_dir": str(base / "db"),
         "podops_webhook_broker_socket": str(base / "run" / "run.sock"),
+        # Install only: the test starts the shim itself, also where systemd is PID 1 (the units are in base).
+        "podops_webhook_start": False,
     }
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1", PYTHONDONTWRITEBYTECODE="1")
     proc = subprocess.run(
