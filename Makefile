@@ -1,11 +1,12 @@
-# podops.gitops - make demo | make test | make lint | make unit | make integration | make sanity | make molecule | make bench
+# podops.gitops - make demo | make test | make lint | make unit | make integration | make sanity | make molecule | make compat | make bench
 SHELL := /bin/sh
 ENV := . hack/env.sh
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 DIST ?= .work/dist
+SUITE ?= trixie
 
-.PHONY: setup demo test lint unit integration sanity molecule bench bench-quick clean lock webhook screenshots build
+.PHONY: setup demo test lint unit integration sanity molecule compat bench bench-quick clean lock webhook screenshots build
 
 setup:
 	@sh hack/setup.sh
@@ -13,7 +14,7 @@ setup:
 demo: setup
 	@sh hack/demo.sh
 
-test: setup lint unit integration sanity bench-quick molecule
+test: setup lint unit integration sanity bench-quick molecule compat
 
 lint: setup
 	@$(ENV); ruff check plugins tests hack benchmarks roles molecule && ruff format --check plugins tests benchmarks roles molecule
@@ -45,6 +46,12 @@ sanity: setup
 # server; bootstrap, idempotence, timer, push mode over SSH. See docs/server.md.
 molecule: setup
 	@$(ENV); MOLECULE_GLOB='molecule/*/molecule.yml' sh hack/molecule.sh
+
+# Another platform (docs/platforms.md): the unit suite and an integration subset inside a Debian system container
+# (systemd as PID 1, Debian's podman and Python), with the pinned and the newest ansible-core. SUITE=trixie
+# (Debian 13: podman 5.4, Python 3.13; part of make test) or SUITE=forky (Debian testing; optional).
+compat: setup
+	@$(ENV); sh hack/compat.sh $(SUITE)
 
 # The benchmark harness (not a timed test): `make bench` writes benchmarks/results/latest.{json,md};
 # `make test` runs its quick mode only to keep it working.

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import crypt  # bcrypt hashes for the registry's htpasswd, from the standard library (Python 3.11)
 import subprocess
 import textwrap
 import time
 import urllib.error
 import urllib.request
 
+import bcrypt  # the registry's htpasswd wants bcrypt; Python 3.13 has no crypt module
 import pytest
 from conftest import free_port, http_get, sh
 
@@ -177,7 +177,7 @@ def test_private_registry_login_from_the_role(host, repo, tmp_path):
     """A registry that wants a password: the role logs in (podman_login, no_log) before anything is pulled."""
     password = "pw-registry-5e7d"
     port = free_port()
-    (tmp_path / "htpasswd").write_text(f"deploy:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n")
+    (tmp_path / "htpasswd").write_text(f"deploy:{bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()}\n")
     (tmp_path / "reg.yml").write_text(
         f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
         f"http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: podops\n    path: {tmp_path / 'htpasswd'}\n"

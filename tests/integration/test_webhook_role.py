@@ -6,9 +6,9 @@ credentials (the secrets folder loaded as one credential per file), accepts a de
 generated GitHub secret and refuses one signed with the GitLab token. An install from before per-provider
 secrets (only webhook.secret) keeps its shared secret, with a warning.
 
-This machine has no systemd as PID 1: the role installs the unit without starting it (podops_webhook_start: false;
-with the default it refuses the host, see test_no_systemd.py). Starting it under
-systemd is exercised in the systemd container tests.
+The role runs with podops_webhook_start false: it installs the unit without starting it (with the default it
+refuses a host without systemd, see test_no_systemd.py; where systemd is PID 1 it would start units of the test's
+folder). The test starts the shim itself. Starting it under systemd is exercised in the molecule server.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def playbook(base: Path, port: int, *args: str) -> subprocess.CompletedProcess:
         "podops_webhook_create_user": False,
         "podops_webhook_db_dir": str(base / "db"),
         "podops_webhook_broker_socket": str(base / "run" / "run.sock"),
-        # no systemd here: install only (with start on, the role refuses this host: test_no_systemd.py)
+        # install only: the test starts the shim itself (without systemd the default refuses: test_no_systemd.py)
         "podops_webhook_start": False,
     }
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1", PYTHONDONTWRITEBYTECODE="1")
