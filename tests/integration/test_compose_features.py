@@ -188,3 +188,39 @@ def test_missing_files_fail_the_plan_all_named_at_once(host, repo, tmp_path):
     assert error.startswith("2 files the compose file reads do not exist: ../../secrets/app.env ("), error
     assert error.count(str(secret)) == 1, error
     assert host.containers("app") == []
+
+
+def test_a_dependency_that_never_becomes_healthy_is_rolled_back(host, repo):
+    """depends_on: condition: service_healthy on a dependency whose healthcheck never passes. podman 4.3 ignores the
+    condition (podops' health gate fails the service); podman >= 4.6 makes podman-compose wait inside `up` with no
+    limit of its own (podops' `up` time limit ends it). Either way: the run ends, the service is rolled back to the
+    version that worked, the report is written and the next run is not blocked."""
+    port = free_port()
+
+    def compose(check: str) -> str:
+        return (
+            "x-podops:\n  health: {timeout: 15, samples: 2, interval: 0.3}\n  timeouts: {up: 25}\n"
+            f"services:\n"
+            f"  db:\n    image: {IMAGE}\n"
+            f'    healthcheck: {{test: ["CMD", "{check}"], interval: 1s, retries: 1}}\n'
+            f"  web:\n    image: {IMAGE}\n    ports: [\"127.0.0.1:{port}:8080\"]\n"
+            "    depends_on:\n      db: {condition: service_healthy}\n"
+        )
+
+    repo.write("services/app/compose.yaml", compose("true"))
+    repo.commit("healthy db")
+    first = host.reconcile(repo)
+    assert first.rc == 0, first
+    assert first.report["services"]["app"]["action"] == "deployed"
+    assert http_get(port).strip() == "podops demo 1"
+
+    repo.write("services/app/compose.yaml", compose("false"))
+    repo.commit("db never healthy")
+    broken = host.reconcile(repo, timeout=300)
+    assert broken.rc != 0
+    entry = broken.report["services"]["app"]
+    assert entry["action"] == "rolled_back", entry
+    assert http_get(port).strip() == "podops demo 1", "the version that worked serves again"
+
+    again = host.reconcile(repo, timeout=300)
+    assert again.report["services"]["app"]["action"] == "rolled_back", "the host lock was released: the next run ran"
