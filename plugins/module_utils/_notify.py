@@ -247,6 +247,24 @@ def env_values(text: str) -> set[str]:
     return values
 
 
+def secret_values(service_dir: str, files: t.Iterable[str], plaintexts: t.Iterable[bytes] = ()) -> set[str]:
+    """Values a service's env files (``*.env``, ``.env``, ``*.env.*``) and ansible-vault plaintexts hold: not
+    to be shown in the log lines a notification quotes."""
+    values: set[str] = set()
+    for key in files:
+        name = os.path.basename(key)
+        if not (name == ".env" or name.endswith(".env") or ".env." in name or name.startswith(".env.")):
+            continue
+        try:
+            with open(os.path.join(service_dir, key), "rb") as handle:
+                values |= env_values(handle.read(65536).decode("utf-8", "replace"))
+        except OSError:
+            continue
+    for text in plaintexts:
+        values |= env_values(text.decode("utf-8", "replace"))
+    return values
+
+
 # -- memory -----------------------------------------------------------------------------------------------
 
 

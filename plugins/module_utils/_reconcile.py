@@ -262,7 +262,7 @@ class Reconciler:
             self.announcer = Announcer(notify, self.options.state_dir, self.runner, self.options.repo_dir)
         report["notifications"] = self.announcer.finished(report)
 
-    def _entry(self, item: PlanItem, action: str, error: str | None = None, duration: float = 0.0) -> None:
+    def _entry(self, item: PlanItem, action: str, error: str | None = None, duration: float = 0.0, log_tail: t.Sequence[str] | None = None) -> None:
         self.services[item.name] = service_entry(
             action,
             item.reason,
@@ -271,6 +271,7 @@ class Reconciler:
             changed_files=item.changed_files,
             error=error if error is not None else item.error,
             duration_s=duration,
+            log_tail=log_tail,
         )
 
     @staticmethod
@@ -308,7 +309,7 @@ class Reconciler:
                     state[spec.name] = _record_success(spec, plan.commit, outcome.images)
                 else:
                     state[spec.name] = _record_failure(state.get(spec.name), spec, outcome.error or "failed")
-                self._entry(plan.items[spec.name], outcome.action, outcome.error, outcome.duration_s)
+                self._entry(plan.items[spec.name], outcome.action, outcome.error, outcome.duration_s, outcome.log_tail)
                 store.save(state)  # after every service: a killed run keeps what finished
 
             def refreshed(spec: ServiceSpec, outcome: Outcome | None) -> None:
@@ -324,7 +325,7 @@ class Reconciler:
                 else:
                     entry.update(status="failed", error=outcome.error, failed_at=utcnow())
                 state[spec.name] = entry
-                self._entry(item, outcome.action, outcome.error, outcome.duration_s)
+                self._entry(item, outcome.action, outcome.error, outcome.duration_s, outcome.log_tail)
                 store.save(state)
 
             def deploy(spec: ServiceSpec) -> Outcome:
