@@ -148,7 +148,9 @@ options:
             Forgejo (C(https://codeberg.org); C(/api/v1) is added when missing, as C(/api/v4) for GitLab).
         type: str
       token:
-        description: The API token (GitHub fine-grained token with commit statuses write, Gitea/Forgejo token with repository write, GitLab token with api scope).
+        description:
+          - The API token (GitHub fine-grained token with commit statuses write, Gitea/Forgejo token with repository write,
+            GitLab token with api scope).
         type: str
       token_file:
         description: A file on the host holding the token (root only), read at each run; instead of O(commit_status.token).

@@ -17,6 +17,7 @@ a token or anything a receiver sent back unredacted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -162,14 +163,12 @@ def http_sender(url: str, headers: t.Mapping[str, str], body: t.Mapping[str, t.A
                 return None
         except urllib.error.HTTPError as exc:
             detail = ""
-            try:
-                detail = json.loads(exc.read(4096) or b"{}").get("message") or ""
-            except (ValueError, AttributeError, OSError):
-                pass
+            with contextlib.suppress(ValueError, AttributeError, OSError):
+                detail = str(json.loads(exc.read(4096) or b"{}").get("message") or "")
             return f"HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else "")
         except urllib.error.URLError as exc:
             return f"cannot reach {url.split('/')[2] if '//' in url else url}: {exc.reason}"
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return f"no answer within {timeout:g}s"
 
     return send
@@ -224,7 +223,9 @@ class Announcer:
     def _context(self) -> str:
         return status_context(self.settings.commit_status, self.host) if self.settings.commit_status else ""
 
-    def _status_task(self, commit: str, state: str, report: t.Mapping[str, t.Any] | None, run_id: str, trigger: str) -> tuple[Result, t.Callable[[], str | None]] | None:
+    def _status_task(
+        self, commit: str, state: str, report: t.Mapping[str, t.Any] | None, run_id: str, trigger: str
+    ) -> tuple[Result, t.Callable[[], str | None]] | None:
         settings = t.cast("t.Any", self.settings.commit_status)
         entry: Result = {"kind": "commit_status", "url_scheme": settings.api_root().split("://", 1)[0], "provider": settings.provider, "state": state}
         try:
@@ -241,7 +242,7 @@ class Announcer:
     def _deliver(self, jobs: list[tuple[Result, t.Callable[[], str | None]]]) -> list[Result]:
         outcomes = with_deadline([job for _entry, job in jobs], self.settings.timeout)
         done = []
-        for (entry, _job), (ok, error) in zip(jobs, outcomes):
+        for (entry, _job), (ok, error) in zip(jobs, outcomes, strict=True):
             entry.update(ok=ok, error=None if ok else redact(str(error), self.secrets)[:500])
             done.append(entry)
         self.results.extend(done)
@@ -273,7 +274,10 @@ class Announcer:
                 log = _apprise_log()
                 for url in self.settings.urls:
                     jobs.append(
-                        ({"kind": "notification", "url_scheme": url_scheme(url)}, apprise_sender(url, message.title, message.body, message.kind, self.settings.timeout, log))
+                        (
+                            {"kind": "notification", "url_scheme": url_scheme(url)},
+                            apprise_sender(url, message.title, message.body, message.kind, self.settings.timeout, log),
+                        )
                     )
                     message_jobs += 1
             else:
@@ -294,10 +298,8 @@ class Announcer:
         elif "commit_status" in self.memory:
             memory["commit_status"] = self.memory["commit_status"]
         self.memory = memory
-        try:
+        with contextlib.suppress(OSError):  # the next run tells again rather than failing this one
             write_json(os.path.join(self.state_dir, MEMORY_FILE), memory)
-        except OSError:
-            pass  # the next run tells again rather than failing this one
         return list(self.results)
 
     def warnings(self) -> list[str]:
@@ -313,10 +315,8 @@ def save_settings(state_dir: str, settings: NotifySettings | None) -> None:
     settings the file goes."""
     path = os.path.join(state_dir, SETTINGS_FILE)
     if settings is None or not settings.active:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        except FileNotFoundError:
-            pass
         return
     write_json(path, settings.as_dict())
 

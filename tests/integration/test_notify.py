@@ -158,7 +158,10 @@ def secret_service(repo: EnvRepo, port: int, password: Path, broken: bool = Fals
         if broken
         else '["sh", "-c", "trap \'exit 0\' TERM; httpd -f -p 8080 -h /www & wait"]'
     )
-    repo.write("services/web/compose.yaml", web_service(port, xpodops=FAST).replace("    volumes:", f"    command: {command}\n    env_file: [secret.env]\n    volumes:"))
+    repo.write(
+        "services/web/compose.yaml",
+        web_service(port, xpodops=FAST).replace("    volumes:", f"    command: {command}\n    env_file: [secret.env]\n    volumes:"),
+    )
     repo.write("services/web/site/index.html", "web")
     encrypt(repo.write("services/web/secret.env", f"SECRET_VALUE={SECRET}\n"), password)
 
@@ -189,7 +192,12 @@ def test_failure_is_told_once_with_its_logs_then_recovery_and_no_secret_reaches_
     assert hook.count() == 1 and mail.count() == 1, "one message per run and receiver"
     body = hook.items[0]["json"]
     text = body["title"] + "\n" + body["message"]
-    for expected in (f"run: {report['run_id']} (trigger cli", f"commit: {commit[:12]} Break the web config", "web: rolled_back (changed)", "boom: config missing"):
+    for expected in (
+        f"run: {report['run_id']} (trigger cli",
+        f"commit: {commit[:12]} Break the web config",
+        "web: rolled_back (changed)",
+        "boom: config missing",
+    ):
         assert expected in text, text
     assert f"host: {socket.gethostname()}" in text
     assert "status page: http://status.example.org:8095/" in text
@@ -383,8 +391,9 @@ def test_commit_status_refused_is_recorded_and_the_deploy_goes_on(host: Host, re
         api.close()
 
 
-def test_fast_lane_runs_tell_the_same_people(host: Host, repo: EnvRepo, tmp_path: Path, receivers):
-    """podops-pull's fast lane skips the playbook: it notifies with the settings of the last full run."""
+def test_fast_lane_and_fetch_failures_tell_the_same_people(host: Host, repo: EnvRepo, tmp_path: Path, receivers):
+    """podops-pull's fast lane skips the playbook, and a fetch that fails never reaches it: both notify with the
+    settings of the last full run."""
     port = free_port()
     repo.write("local.yml", "- name: Reconcile\n  hosts: localhost\n  gather_facts: false\n  roles: [podops.gitops.reconcile]\n")
     repo.add_web("web", port, xpodops=FAST)
@@ -410,3 +419,18 @@ def test_fast_lane_runs_tell_the_same_people(host: Host, repo: EnvRepo, tmp_path
     assert report["notifications"] == [{"kind": "notification", "url_scheme": "json", "ok": True, "error": None}]
     assert (host.state_dir / "notify.json").stat().st_mode & 0o077 == 0, "the saved settings are the owner's only"
     assert sh("cat", str(host.state_dir / "engine.json")).stdout.count(NTFY_TOKEN) == 0, "the lane record holds no secret"
+
+    config = json.loads(pull.config.read_text())
+    config["repo_url"] = str(tmp_path / "moved-away")
+    pull.config.write_text(json.dumps(config))
+    unreachable = pull("-e", notify)
+    assert unreachable.returncode == 1
+    failed = json.loads((host.state_dir / "last-run.json").read_text())
+    assert "cannot fetch the env repo" in failed["error"]
+    assert hook.count() == 2, unreachable.stdout + unreachable.stderr
+    told = hook.items[1]["json"]
+    assert "run failed" in told["title"] and "cannot fetch the env repo" in told["message"], told
+    assert failed["notifications"][0]["ok"] is True
+    again = pull("-e", notify)
+    assert again.returncode == 1
+    assert hook.count() == 2, "the same fetch failure on the next tick is not told again"
