@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from conftest import EnvRepo, Host, free_port, sh, web_service
+from test_images_and_drift import published  # noqa: F401 - a fixture: v1 of a registry image deployed as 'app'
 from test_pull_lane import Pull, path_taken
 from test_vault import encrypt
 
@@ -184,11 +185,16 @@ def test_failure_is_told_once_with_its_logs_then_recovery_and_no_secret_reaches_
 
     secret_service(repo, port, password, broken=True)
     commit = repo.commit("Break the web config")
+    checked = host.reconcile(repo, *vault, check=True, **settings)
+    assert checked.report["check_mode"] is True and checked.report["services"]["web"]["action"] == "deployed"
+    assert hook.count() == 0 and mail.count() == 0 and not hang.accepted, "check mode tells nobody"
     broken = host.reconcile(repo, *vault, **settings)
     assert broken.rc != 0
     report = broken.report
     assert report["services"]["web"]["action"] == "rolled_back"
-    assert any("boom: config missing" in line for line in report["services"]["web"]["log_tail"]), report["services"]["web"]
+    log_tail = report["services"]["web"]["log_tail"]
+    assert any("boom: config missing" in line for line in log_tail), report["services"]["web"]
+    assert any(line.endswith("starting with ***") for line in log_tail), "the container printed the vault secret: redacted"
     assert hook.count() == 1 and mail.count() == 1, "one message per run and receiver"
     body = hook.items[0]["json"]
     text = body["title"] + "\n" + body["message"]
@@ -434,3 +440,16 @@ def test_fast_lane_and_fetch_failures_tell_the_same_people(host: Host, repo: Env
     again = pull("-e", notify)
     assert again.returncode == 1
     assert hook.count() == 2, "the same fetch failure on the next tick is not told again"
+
+
+def test_redeploy_of_a_broken_image_is_told(published, repo: EnvRepo, receivers):  # noqa: F811 - the fixture
+    host, registry, name, _port = published
+    hook = receivers["hook"].got
+    registry.push("localhost/podops-demo:3", name)  # never gets healthy
+    run = host.redeploy(repo, "app", podops_notify_urls=urls(receivers)[:2], podops_notify_timeout=TIMEOUT)
+    assert run.rc != 0
+    assert run.report["services"]["app"]["action"] == "rolled_back"
+    assert hook.count() == 1 and receivers["mail"].got.count() == 1
+    message = hook.items[0]["json"]
+    assert "app rolled back" in message["title"]
+    assert "- app: rolled_back (image): new image for web failed" in message["message"], message["message"]
