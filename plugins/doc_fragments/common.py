@@ -101,7 +101,7 @@ options:
   notify_urls:
     description:
       - Apprise URLs to send one message per run to (ntfy, Gotify, Matrix, Slack, Telegram, C(mailto://), C(json://)
-        webhooks, ...) when the run has something in O(notify_on) to tell. They are secrets (tokens, passwords): keep them in
+        webhooks, ...) when the run has something in O(notify_on) to tell. They are secrets (tokens, passwords), so keep them in
         ansible-vault or a root-only file; they are never printed, logged or written to the run report.
       - A service that keeps failing with the same error is told once, then again when its error changes or it recovers
         (memory in C(<state_dir>/notify-memory.json)). A message that cannot be delivered never fails the run; it is

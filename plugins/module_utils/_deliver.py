@@ -118,7 +118,8 @@ def _apprise_log() -> _ThreadLog:
 
 def apprise_sender(url: str, title: str, body: str, kind: str, timeout: float, log: _ThreadLog) -> t.Callable[[], str | None]:
     def send() -> str | None:
-        import apprise  # pylint: disable=import-outside-toplevel - optional, and slow to import
+        # optional, and slow to import: only when there is something to send
+        import apprise  # pylint: disable=import-outside-toplevel
 
         plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
         if not plugin:
@@ -290,7 +291,7 @@ class Announcer:
             if status_job:
                 jobs.append(status_job)
         done = self._deliver(jobs) if jobs else []
-        messages = [entry for entry in done[:message_jobs]]
+        messages = done[:message_jobs]
         if told and self.settings.urls and not any(entry["ok"] for entry in messages):
             memory = dict(memory, services=self.memory.get("services") or {})  # nobody heard it: tell again next run
         if status_job and status_job[0].get("ok"):

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from conftest import EnvRepo, Host, free_port, sh, web_service
-from test_images_and_drift import published  # noqa: F401 - a fixture: v1 of a registry image deployed as 'app'
+# The fixture 'published': v1 of a registry image deployed as service 'app'.
+from test_images_and_drift import published  # noqa: F401 # pylint: disable=unused-import
 from test_pull_lane import Pull, path_taken
 from test_vault import encrypt
 
