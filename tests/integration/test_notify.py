@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from conftest import EnvRepo, Host, free_port, sh, web_service
-# The fixture 'published': v1 of a registry image deployed as service 'app'.
 from test_images_and_drift import published  # noqa: F401 # pylint: disable=unused-import
 from test_pull_lane import Pull, path_taken
 from test_vault import encrypt
@@ -444,6 +443,8 @@ def test_fast_lane_and_fetch_failures_tell_the_same_people(host: Host, repo: Env
 
 
 def test_redeploy_of_a_broken_image_is_told(published, repo: EnvRepo, receivers):  # noqa: F811 - the fixture
+    """podops.gitops.redeploy (a new image was published) tells like a reconcile ('published': v1 of a registry
+    image deployed as service 'app')."""
     host, registry, name, _port = published
     hook = receivers["hook"].got
     registry.push("localhost/podops-demo:3", name)  # never gets healthy
