@@ -59,6 +59,11 @@ NO_APPRISE = (
 Result = dict[str, t.Any]
 
 
+def unexpected(exc: BaseException) -> Result:
+    """A bug while telling, for the report: its type only (its text could quote a URL)."""
+    return {"kind": "notification", "url_scheme": "-", "ok": False, "error": f"podops could not notify: {type(exc).__name__} (a bug; please report it)"}
+
+
 def host_name() -> str:
     return socket.gethostname() or "localhost"
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ._apply import DEPLOYED, FAILED, ROLLED_BACK, Deployer, Outcome, apply_all, remove_slots
 from ._common import SERVICE_NAME_RE, PodopsError, Runner, utcnow
-from ._deliver import Announcer
+from ._deliver import Announcer, unexpected
 from ._digest import Secrets
 from ._notify import NotifySettings
 from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, list_services, make_plan
@@ -221,7 +221,10 @@ class Reconciler:
         store = StateStore(options.state_dir)
         if not self.check_mode and options.notify is not None and options.notify.active:
             self.announcer = Announcer(options.notify, options.state_dir, self.runner, options.repo_dir)
-            self.announcer.started(plan.commit, self.run_id, options.trigger)
+            try:
+                self.announcer.started(plan.commit, self.run_id, options.trigger)
+            except Exception as exc:  # noqa: BLE001 - telling must never stop a deploy
+                self.announcer.results.append(unexpected(exc))
 
         if self.check_mode:
             for item in plan.items.values():
@@ -260,7 +263,11 @@ class Reconciler:
             return
         if self.announcer is None:  # the run failed before its plan
             self.announcer = Announcer(notify, self.options.state_dir, self.runner, self.options.repo_dir)
-        report["notifications"] = self.announcer.finished(report)
+        try:
+            report["notifications"] = self.announcer.finished(report)
+        except Exception as exc:  # noqa: BLE001 - telling must never fail a deploy
+            self.announcer.results.append(unexpected(exc))
+            report["notifications"] = list(self.announcer.results)
 
     def _entry(self, item: PlanItem, action: str, error: str | None = None, duration: float = 0.0, log_tail: t.Sequence[str] | None = None) -> None:
         self.services[item.name] = service_entry(
