@@ -30,6 +30,7 @@ from ._common import LABEL_COMMIT, LABEL_DIGEST, LABEL_IMAGE, LABEL_PREFIX, LABE
 from ._compose import ComposeProject, load_project
 from ._digest import Secrets
 from ._health import wait_healthy
+from ._notify import LOG_LINES, redact, secret_values
 from ._plan import ServiceSpec
 from ._podman import Container, Podman, PodmanCompose
 from ._state import RuntimeStore, SnapshotStore, atomic_write, ensure_dir
@@ -50,6 +51,7 @@ class Outcome:
     duration_s: float = 0.0
     images: dict[str, str] | None = None  # compose service -> image ID now running (when it changed)
     project: str | None = None  # blue-green: the compose project of the slot now active
+    log_tail: list[str] | None = None  # failed: the last lines its containers wrote, secrets redacted
 
 
 def override_document(
@@ -276,8 +278,10 @@ class Deployer:
             labels = self.labels(spec.name, spec.digest, self.commit)
             self._up(spec.name, spec.project_name, project, labels, images, vault=self.vault_source(spec))
         except PodopsError as exc:
+            log_tail = self.failure_logs(spec, spec.project_name)
             outcome = self.rollback(spec, recorded, str(exc))
             outcome.duration_s = time.monotonic() - started
+            outcome.log_tail = log_tail
             return outcome
         if (recorded or {}).get("strategy") == "blue-green":
             remove_slots(self.podman, self.state_dir, spec.name, spec.project_name)
@@ -307,6 +311,24 @@ class Deployer:
                 return Outcome(FAILED, f"slot {result.active} is active, but the old project {old_project} could not be removed: {exc}")
         self.snapshots.save(spec.name, self.repo_dir, spec.rel_dir, spec.files)
         return Outcome(DEPLOYED, None, time.monotonic() - started, dict(images), project=active_project)
+
+    def failure_logs(self, spec: ServiceSpec, project_name: str) -> list[str]:
+        """What the failed containers of a project said last (for the run report and the notification), before
+        a rollback replaces them; values of its env files and vault plaintexts are redacted."""
+        try:
+            containers = self.podman.containers(label=None, project=project_name)
+        except PodopsError:
+            return []
+        failing = [c for c in containers if c.state != "running" or c.health == "unhealthy"] or containers
+        hidden = secret_values(spec.service_dir, spec.files, self.secrets.plaintexts.values())
+        lines: list[str] = []
+        for container in failing[:3]:
+            try:
+                said = self.podman.logs(container.id or container.name, LOG_LINES)
+            except PodopsError:
+                continue
+            lines += [f"{container.name}: {redact(line, hidden)[:300]}" for line in said]
+        return lines[-LOG_LINES:]
 
     def rollback(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any] | None, error: str) -> Outcome:
         recorded = recorded or {}
@@ -360,11 +382,12 @@ class Deployer:
             self._up(spec.name, spec.project_name, project, labels, images, vault=self.vault_source(spec))
         except PodopsError as exc:
             error = f"new image for {', '.join(changed)} failed: {exc}"
+            log_tail = self.failure_logs(spec, spec.project_name)
             try:
                 self._up(spec.name, spec.project_name, project, labels, before, pins=before, suffix=".rollback", vault=self.vault_source(spec))
             except PodopsError as again:
                 return Outcome(FAILED, f"{error}; going back to the previous image failed too: {again}", time.monotonic() - started)
-            return Outcome(ROLLED_BACK, f"{error}; the previous image runs again", time.monotonic() - started, before)
+            return Outcome(ROLLED_BACK, f"{error}; the previous image runs again", time.monotonic() - started, before, log_tail=log_tail)
         return Outcome(DEPLOYED, None, time.monotonic() - started, images)
 
 

@@ -234,6 +234,7 @@ def run(lane: Lane, trigger: str, run_id: str, environ: t.Mapping[str, str]) -> 
     Returns the engine's result, or None when the run needs ansible-vault plaintext (nothing was changed:
     the caller runs the playbook instead). Raises PodopsError like the module fails.
     """
+    from ._deliver import load_settings
     from ._podman import find_executable
     from ._reconcile import Options, Reconciler
 
@@ -244,6 +245,8 @@ def run(lane: Lane, trigger: str, run_id: str, environ: t.Mapping[str, str]) -> 
     if os.environ.get(LOCK_ENV) != "1":
         raise PodopsError("the fast lane runs only under the host lock podops-pull holds")
     options = Options(trigger=trigger, run_id=run_id, fast_lane=True, **lane.options)
+    # The notifications and commit status the last full run was given (secret, so not in the lane record).
+    options.notify = load_settings(options.state_dir)
     # The module found podman and podman-compose with its own PATH (the lane's env), not this process's.
     options.podman_executable = find_executable("podman", options.podman_executable, path=env.get("PATH"))
     options.compose_executable = find_executable("podman-compose", options.compose_executable, path=env.get("PATH"))

@@ -12,6 +12,7 @@ import os
 import typing as t
 
 from ._digest import Secrets
+from ._notify import NotifySettings
 from ._reconcile import Options
 
 COMMON_ARGSPEC: dict[str, dict[str, t.Any]] = {
@@ -35,6 +36,27 @@ RUN_ARGSPEC: dict[str, dict[str, t.Any]] = {
     "keep_runs": {"type": "int", "default": 100},
     "fail_on_service_error": {"type": "bool", "default": True},
     "compose_executable": {"type": "str"},
+    # Notifications and commit status (see _notify, _deliver): URLs and token are secrets.
+    "notify_urls": {"type": "list", "elements": "str", "default": [], "no_log": True},
+    "notify_on": {
+        "type": "list",
+        "elements": "str",
+        "default": ["failed", "rolled_back", "recovered"],
+        "choices": ["failed", "rolled_back", "recovered", "deployed", "pruned", "orphaned"],
+    },
+    "notify_timeout": {"type": "float", "default": 5},
+    "commit_status": {
+        "type": "dict",
+        "options": {
+            "provider": {"type": "str", "required": True, "choices": ["github", "gitea", "forgejo", "gitlab"]},
+            "repository": {"type": "str", "required": True},
+            "api_url": {"type": "str"},
+            "token": {"type": "str", "no_log": True},
+            "token_file": {"type": "path"},
+            "context": {"type": "str"},
+        },
+    },
+    "status_url": {"type": "str"},
 }
 
 
@@ -175,6 +197,13 @@ def run_and_exit(module: t.Any, options: Options) -> None:
         module.fail_json(msg=str(exc), changed=False)
     if "vault_needed" in result:
         module.exit_json(**result)
+    if not module.check_mode:
+        from ._deliver import save_settings
+
+        try:
+            save_settings(options.state_dir, options.notify)  # the fast lane tells the same people (see _deliver)
+        except OSError as exc:
+            module.warn(f"could not record the notification settings for podops-pull's fast lane: {exc.strerror}")
     if not module.check_mode and options.redeploy is None:
         # What podops-pull's fast lane replays after this playbook run succeeded (see _lane).
         from ._lane import record_engine_call
@@ -236,4 +265,9 @@ def options_from_params(params: t.Mapping[str, t.Any]) -> Options:
         image_updates=bool(params.get("image_updates", False)),
         redeploy=params.get("service"),
         secrets=Secrets(params.get("vault_plaintexts"), params.get("vault_errors"), bool(params.get("vault_provided"))),
+        notify=NotifySettings.from_params(
+            params.get("notify_urls"), params.get("notify_on"), params.get("commit_status"), params.get("status_url"), params.get("notify_timeout")
+        )
+        if "notify_urls" in params
+        else None,
     )

@@ -196,6 +196,13 @@ class Podman:
             if self._snapshot is None or self._snapshot[0] <= started:
                 self._snapshot = (started, containers)
 
+    def logs(self, container: str, lines: int = 10, timeout: float = TIMEOUT_DEFAULTS["podman"]) -> list[str]:
+        """The last ``lines`` lines a container wrote (stdout, then stderr); empty when podman cannot say."""
+        rc, out, err = self.run([self.executable, "logs", "--tail", str(lines), container], timeout=timeout)
+        if rc != 0:
+            return []
+        return [line for line in (out + "\n" + err).splitlines() if line.strip()][-lines:]
+
     def pull(self, image: str, timeout: float = TIMEOUT_DEFAULTS["pull"]) -> None:
         rc, out, err = self.run([self.executable, "pull", "--quiet", image], timeout=timeout)
         if rc != 0:

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 from ._apply import DEPLOYED, FAILED, ROLLED_BACK, Deployer, Outcome, apply_all, remove_slots
 from ._common import SERVICE_NAME_RE, PodopsError, Runner, utcnow
+from ._deliver import Announcer, unexpected
 from ._digest import Secrets
+from ._notify import NotifySettings
 from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, list_services, make_plan
 from ._podman import Podman, PodmanCompose
 from ._report import RUN_ID_RE, TRIGGERS, build_report, new_run_id, service_entry, write_report
@@ -43,6 +45,7 @@ class Options:
     redeploy: str | None = None  # podops.gitops.redeploy: this one service, with fresh images
     secrets: Secrets = field(default_factory=Secrets)  # ansible-vault plaintexts from the action plugin
     fast_lane: bool = False  # podops-pull runs the engine itself (marks the run report)
+    notify: NotifySettings | None = None  # notifications and commit status (secret: never in engine.json)
 
     def validate(self) -> None:
         if not self.repo_dir:
@@ -64,6 +67,8 @@ class Options:
             raise PodopsError("podops_project_prefix may only use letters, digits, '_' and '-'")
         if self.redeploy is not None:
             self.validate_redeploy()
+        if self.notify is not None:
+            self.notify.validate()
 
     def validate_redeploy(self) -> None:
         """The service to redeploy must be one folder of the repo: checked before anything runs."""
@@ -185,6 +190,7 @@ class Reconciler:
         self.run_id = options.run_id or new_run_id(self.started)
         self.services: dict[str, dict] = {}
         self.plan: Plan | None = None
+        self.announcer: Announcer | None = None
 
     def run(self) -> dict[str, t.Any]:
         options = self.options
@@ -197,6 +203,7 @@ class Reconciler:
                 report = build_report(
                     self.run_id, options.trigger, None, self.started, self.check_mode, self.services, error=str(exc), fast_lane=options.fast_lane
                 )
+                self._announce(report)
                 write_report(options.state_dir, report, options.keep_runs)
                 raise
 
@@ -212,6 +219,12 @@ class Reconciler:
             # these on the controller and runs the module again with the plaintexts (no_log).
             return {"changed": False, "vault_needed": needed}
         store = StateStore(options.state_dir)
+        if not self.check_mode and options.notify is not None and options.notify.active:
+            self.announcer = Announcer(options.notify, options.state_dir, self.runner, options.repo_dir)
+            try:
+                self.announcer.started(plan.commit, self.run_id, options.trigger)
+            except Exception as exc:  # noqa: BLE001 - telling must never stop a deploy
+                self.announcer.results.append(unexpected(exc))
 
         if self.check_mode:
             for item in plan.items.values():
@@ -228,6 +241,7 @@ class Reconciler:
         report = build_report(
             self.run_id, options.trigger, plan.commit, self.started, self.check_mode, self.services, warnings=plan.warnings, fast_lane=options.fast_lane
         )
+        self._announce(report)
         path = write_report(options.state_dir, report, options.keep_runs)
         failed = sorted(name for name, entry in self.services.items() if entry["action"] in (FAILED, ROLLED_BACK))
         changed = any(entry["action"] in (DEPLOYED, ROLLED_BACK, PRUNED) for entry in self.services.values())
@@ -239,10 +253,23 @@ class Reconciler:
             "plan": {name: item.as_dict() for name, item in plan.items.items()},
             "diff_text": plan_diff(plan, options.prune),
             "summary": self.summary(plan),
-            "warnings": plan.warnings,
+            "warnings": plan.warnings + (self.announcer.warnings() if self.announcer else []),
         }
 
-    def _entry(self, item: PlanItem, action: str, error: str | None = None, duration: float = 0.0) -> None:
+    def _announce(self, report: dict[str, t.Any]) -> None:
+        """Notify and post the commit status (within the notify timeout; never fails the run)."""
+        notify = self.options.notify
+        if self.check_mode or notify is None or not notify.active:
+            return
+        if self.announcer is None:  # the run failed before its plan
+            self.announcer = Announcer(notify, self.options.state_dir, self.runner, self.options.repo_dir)
+        try:
+            report["notifications"] = self.announcer.finished(report)
+        except Exception as exc:  # noqa: BLE001 - telling must never fail a deploy
+            self.announcer.results.append(unexpected(exc))
+            report["notifications"] = list(self.announcer.results)
+
+    def _entry(self, item: PlanItem, action: str, error: str | None = None, duration: float = 0.0, log_tail: t.Sequence[str] | None = None) -> None:
         self.services[item.name] = service_entry(
             action,
             item.reason,
@@ -251,6 +278,7 @@ class Reconciler:
             changed_files=item.changed_files,
             error=error if error is not None else item.error,
             duration_s=duration,
+            log_tail=log_tail,
         )
 
     @staticmethod
@@ -288,7 +316,7 @@ class Reconciler:
                     state[spec.name] = _record_success(spec, plan.commit, outcome.images)
                 else:
                     state[spec.name] = _record_failure(state.get(spec.name), spec, outcome.error or "failed")
-                self._entry(plan.items[spec.name], outcome.action, outcome.error, outcome.duration_s)
+                self._entry(plan.items[spec.name], outcome.action, outcome.error, outcome.duration_s, outcome.log_tail)
                 store.save(state)  # after every service: a killed run keeps what finished
 
             def refreshed(spec: ServiceSpec, outcome: Outcome | None) -> None:
@@ -304,7 +332,7 @@ class Reconciler:
                 else:
                     entry.update(status="failed", error=outcome.error, failed_at=utcnow())
                 state[spec.name] = entry
-                self._entry(item, outcome.action, outcome.error, outcome.duration_s)
+                self._entry(item, outcome.action, outcome.error, outcome.duration_s, outcome.log_tail)
                 store.save(state)
 
             def deploy(spec: ServiceSpec) -> Outcome:

@@ -40,8 +40,9 @@ def service_entry(
     changed_files: t.Sequence[str] = (),
     error: str | None = None,
     duration_s: float = 0.0,
+    log_tail: t.Sequence[str] | None = None,
 ) -> dict[str, t.Any]:
-    return {
+    entry = {
         "action": action,
         "reason": reason,
         "changed_files": list(changed_files),
@@ -50,6 +51,9 @@ def service_entry(
         "error": error,
         "duration_s": round(duration_s, 3),
     }
+    if log_tail:
+        entry["log_tail"] = list(log_tail)  # a failure: the last lines its containers wrote (secrets redacted)
+    return entry
 
 
 def overall_result(services: t.Mapping[str, t.Mapping[str, t.Any]], fatal: bool = False) -> str:

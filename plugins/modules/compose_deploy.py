@@ -31,6 +31,10 @@ description:
     networks are removed (only projects podops deployed; volumes are kept).
   - B(Report.) A run report is written atomically to C(<state_dir>/last-run.json) and C(<state_dir>/runs/), check
     mode included.
+  - B(Notify.) With O(notify_urls) one message per run goes to each Apprise URL when something in O(notify_on)
+    happened (a repeated failure once); with O(commit_status) the deployed commit gets C(pending), then
+    C(success) or C(failure). Both within O(notify_timeout), never failing the run; the outcome is the report's
+    C(notifications). Not in check mode.
   - Only one reconcile runs on a host at a time (an flock on C(<state_dir>/reconcile.lock), released by the kernel
     if a run dies).
 author:

@@ -23,6 +23,8 @@ description:
     refused with the list of valid services.
   - This is what C(ansible-playbook podops.gitops.redeploy -e podops_service=NAME) runs, and what the webhook's
     C(/redeploy-and-update/{service}) route will run.
+  - Notifications (O(notify_urls)) and the commit status (O(commit_status)) work as for
+    M(podops.gitops.compose_deploy).
 author:
   - podops.gitops contributors (@podops)
 extends_documentation_fragment:

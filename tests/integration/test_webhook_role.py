@@ -132,6 +132,12 @@ def test_role_installs_shim_secret_and_unit_and_is_idempotent(installed):
     assert config["provider_secret_files"] == {name: f"webhook-secret_{name}" for name in PROVIDERS}
 
 
+def test_role_records_the_status_page_for_notification_links(installed):
+    base, port, _first, _second = installed
+    # podops.gitops.reconcile links messages and commit statuses to it (podops_status_url when unset).
+    assert (base / "state" / "status-url").read_text() == f"http://127.0.0.1:{port}\n"
+
+
 def test_unit_passes_systemd_analyze_verify(installed):
     base, _port, _first, _second = installed
     analyze = shutil.which("systemd-analyze")

@@ -283,9 +283,10 @@ def utc_now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def write_failed_report(state_dir: str, run_id: str, trigger: str, started: str, error: str) -> None:
-    """A run that fails before the playbook still leaves a report (for the webhook shim and the status page)."""
-    report = {
+def write_failed_report(state_dir: str, run_id: str, trigger: str, started: str, error: str, config: dict[str, t.Any] | None = None) -> None:
+    """A run that fails before the playbook still leaves a report (for the webhook shim and the status page),
+    and is told like any other run (with the notification settings of the last full run)."""
+    report: dict[str, t.Any] = {
         "run_id": run_id,
         "trigger": trigger,
         "commit": None,
@@ -296,6 +297,9 @@ def write_failed_report(state_dir: str, run_id: str, trigger: str, started: str,
         "services": {},
         "error": error,
     }
+    notified = notify_failed_run(config or {}, state_dir, report)
+    if notified:
+        report["notifications"] = notified
     runs = os.path.join(state_dir, "runs")
     os.makedirs(runs, mode=0o700, exist_ok=True)
     data = json.dumps(report, indent=2, sort_keys=True) + "\n"
@@ -342,17 +346,43 @@ def max_age(config: dict[str, t.Any]) -> float:
     return float(config.get("fast_lane_max_age", 3600))
 
 
-def load_lane(config: dict[str, t.Any]) -> t.Any:
-    """The collection's fast-lane code (``_lane``), imported from the collections podops installed; None when
-    the lane is off or the collection cannot be imported (then every run is a full playbook run)."""
-    if max_age(config) <= 0:
-        return None
+def import_collection(config: dict[str, t.Any]) -> None:
+    """Make the podops.gitops collection podops installed importable (its module_utils)."""
     paths = [p for p in (config.get("collections_path") or os.environ.get("ANSIBLE_COLLECTIONS_PATH") or "").split(os.pathsep) if p]
     for path in paths:
         if os.path.isdir(os.path.join(path, "ansible_collections", "podops", "gitops")):
             if path not in sys.path:
                 sys.path.insert(0, path)
             break
+
+
+def notify_failed_run(config: dict[str, t.Any], state_dir: str, report: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    """Notifications of a run that failed before the engine ran (see the collection's _deliver); [] when none
+    are set up or the collection cannot be imported."""
+    if not os.path.isfile(os.path.join(state_dir, "notify.json")):
+        return []
+    import_collection(config)
+    try:
+        from ansible_collections.podops.gitops.plugins.module_utils import _deliver  # pylint: disable=import-outside-toplevel
+    except ImportError as exc:
+        log(f"cannot notify (cannot import the podops.gitops collection: {exc})")
+        return []
+    settings = _deliver.load_settings(state_dir)
+    if settings is None:
+        return []
+    announcer = _deliver.Announcer(settings, state_dir)
+    results = announcer.finished(report)
+    for warning in announcer.warnings():
+        log(f"warning: {warning}")
+    return results
+
+
+def load_lane(config: dict[str, t.Any]) -> t.Any:
+    """The collection's fast-lane code (``_lane``), imported from the collections podops installed; None when
+    the lane is off or the collection cannot be imported (then every run is a full playbook run)."""
+    if max_age(config) <= 0:
+        return None
+    import_collection(config)
     try:
         from ansible_collections.podops.gitops.plugins.module_utils import _lane  # pylint: disable=import-outside-toplevel
     except ImportError as exc:
@@ -464,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"run {run_id}: checked out {commit[:12]} in {config['repo_dir']}")
     except PullError as exc:
         print(f"podops-pull: error: {exc}", file=sys.stderr, flush=True)
-        write_failed_report(state_dir, run_id, trigger, started, str(exc))
+        write_failed_report(state_dir, run_id, trigger, started, str(exc), config)
         return EXIT_ERROR
     lane_module = load_lane(config) if service is None else None
     kept_args = lane_args(args)
