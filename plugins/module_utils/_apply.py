@@ -50,6 +50,7 @@ class Outcome:
     duration_s: float = 0.0
     images: dict[str, str] | None = None  # compose service -> image ID now running (when it changed)
     project: str | None = None  # blue-green: the compose project of the slot now active
+    served: ComposeProject | None = None  # after a rollback: the last good version, serving again
 
 
 def override_document(
@@ -332,7 +333,7 @@ class Deployer:
             self._up(spec.name, project_name, old, labels, images, pins, suffix=".rollback", vault=vault, env=env)
         except PodopsError as exc:
             return Outcome(FAILED, f"{error}; putting the last good version back failed too: {exc}")
-        return Outcome(ROLLED_BACK, error)
+        return Outcome(ROLLED_BACK, error, served=old)
 
     def update_images(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any], running: t.Sequence[Container], pull: bool = True) -> Outcome | None:
         """Fresh images for an unchanged service: pull its mutable images and recreate only the containers

@@ -190,6 +190,12 @@ def discover(
                 data = spec.project.writable_binds()
                 rel_files = [rel for rel in walk_files(spec.service_dir) if not under_any(rel, data)]
             spec.project_name = project_name(prefix, name, spec.project.name)
+            compose_rel = os.path.join(rel_dir, os.path.basename(spec.project.compose_file))
+            for variable in spec.project.unset:
+                warnings.append(
+                    f"{compose_rel}: variable {variable} is not set (not in {os.path.join(rel_dir, '.env')} nor the environment); "
+                    "it is replaced by an empty string"
+                )
             always = [(os.path.basename(spec.project.compose_file), spec.project.compose_file, True)]
             always += [(env_key(ref.ref, ref.path, spec.service_dir), ref.path, ref.required) for ref in spec.project.env_files]
             always += referenced_files(spec, runner, repo_dir, tracked is not None)

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 from ._apply import DEPLOYED, FAILED, ROLLED_BACK, Deployer, Outcome, apply_all, remove_slots
 from ._common import SERVICE_NAME_RE, PodopsError, Runner, utcnow
+from ._compose import ComposeProject
 from ._digest import Secrets
-from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, list_services, make_plan
+from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, list_services, make_plan, select
 from ._podman import Podman, PodmanCompose
 from ._report import RUN_ID_RE, TRIGGERS, build_report, new_run_id, service_entry, write_report
 from ._state import HostLock, RuntimeStore, SnapshotStore, StateStore
@@ -74,6 +75,13 @@ class Options:
             raise PodopsError(f"podops_service must be the name of one service folder (letters, digits, '.', '_', '-'), not {name!r}. Services: {listing}")
         if name not in names:
             raise PodopsError(f"podops_service {name!r} is not a service of this env repo. Services: {listing}")
+        if self.services:
+            chosen, _warnings = select(names, self.services)
+            if name not in chosen:
+                raise PodopsError(
+                    f"podops_service {name!r} is not one of this host's services (podops_services: {', '.join(self.services)}); "
+                    "nothing was changed. Redeploy it on the host that runs it, or add it to podops_services."
+                )
 
 
 def compute_plan(options: Options, runner: Runner, podman: Podman | None = None) -> tuple[Plan, dict[str, dict]]:
@@ -133,14 +141,21 @@ def plan_diff(plan: Plan, prune: bool) -> str:
 
 
 def urls(spec: ServiceSpec | None) -> list[str]:
-    """Where a service listens, for the summary: ``udp/53`` (``udp/127.0.0.1:53``) for UDP, ``localhost:8080``
-    for TCP, and ``http://localhost:8080/`` only when the service says its ports speak HTTP (x-podops.url_scheme)."""
-    if spec is None or spec.project is None:
+    """Where a service listens, for the summary (see ``project_urls``)."""
+    return project_urls(spec.project) if spec is not None else []
+
+
+def project_urls(project: ComposeProject | None) -> list[str]:
+    """Where a compose project listens: ``udp/53`` (``udp/127.0.0.1:53``) for UDP, ``localhost:8080`` for TCP,
+    and ``http://localhost:8080/`` only when the service says its ports speak HTTP (x-podops.url_scheme)."""
+    if project is None:
         return []
-    scheme = spec.project.settings.url_scheme
+    scheme = project.settings.url_scheme
     found = []
-    for host, protocol in spec.project.published():
+    for host, protocol in project.published():
         ip, _sep, port = host.rpartition(":")
+        if not port:
+            continue  # an empty published port (an unset variable): podman chose one, podops does not know it
         anywhere = ip in ("", "0.0.0.0", "::", "[::]")  # noqa: S104 - a published port, not a bind
         if protocol != "tcp":
             found.append(f"{protocol}/{port}" if anywhere else f"{protocol}/{ip}:{port}")
@@ -185,6 +200,8 @@ class Reconciler:
         self.run_id = options.run_id or new_run_id(self.started)
         self.services: dict[str, dict] = {}
         self.plan: Plan | None = None
+        # After a rollback: the compose project now serving (the last good version's ports, not the new file's).
+        self.serving: dict[str, ComposeProject] = {}
 
     def run(self) -> dict[str, t.Any]:
         options = self.options
@@ -288,6 +305,8 @@ class Reconciler:
                     state[spec.name] = _record_success(spec, plan.commit, outcome.images)
                 else:
                     state[spec.name] = _record_failure(state.get(spec.name), spec, outcome.error or "failed")
+                if outcome.served is not None:
+                    self.serving[spec.name] = outcome.served
                 self._entry(plan.items[spec.name], outcome.action, outcome.error, outcome.duration_s)
                 store.save(state)  # after every service: a killed run keeps what finished
 
@@ -366,12 +385,23 @@ class Reconciler:
             store.save(state)
 
     def summary(self, plan: Plan) -> list[str]:
+        """One line per service: ``web: deployed (changed, 2.1s) http://localhost:8080/``; in check mode
+        ``would deploy``; after a rollback the URLs of the version serving again."""
         lines = []
         for name, entry in sorted(self.services.items()):
-            text = f"{name}: {entry['action']} ({entry['reason']})"
-            links = urls(plan.specs.get(name))
+            action, reason = entry["action"], entry["reason"]
+            if self.check_mode:
+                action = {DEPLOYED: "would deploy", PRUNED: "would prune"}.get(action, action)
+            details = [] if reason in (entry["action"], "unchanged") else [reason]
+            if entry.get("duration_s"):
+                details.append(f"{entry['duration_s']:.1f}s")
+            text = f"{name}: {action}" + (f" ({', '.join(details)})" if details else "")
+            served = self.serving.get(name)
+            links = project_urls(served) if served is not None else urls(plan.specs.get(name))
             if links and entry["action"] in (DEPLOYED, UNCHANGED, ROLLED_BACK):
                 text += " " + " ".join(links)
+            if entry["action"] == ORPHANED and reason != "renamed":
+                text += " - still running: set podops_prune=true to remove its containers (volumes are kept)"
             if entry.get("error"):
                 text += f" - {entry['error']}"
             lines.append(text)

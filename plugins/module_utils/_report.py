@@ -90,13 +90,18 @@ def build_report(
     return report
 
 
+LAST_RUN = "last-run.json"
+LAST_CHECK = "last-check.json"  # a check-mode run's report: it never replaces the last real run's
+
+
 def write_report(state_dir: str, report: t.Mapping[str, t.Any], keep: int = 100) -> str:
-    """Write the run's file, then last-run.json; drop the oldest run files beyond ``keep``."""
+    """Write the run's file, then last-run.json (last-check.json for a check-mode run, which changed nothing
+    and must not hide what the last real run did); drop the oldest run files beyond ``keep``."""
     runs = os.path.join(state_dir, "runs")
     ensure_dir(runs)
     path = os.path.join(runs, f"{report['run_id']}.json")
     write_json(path, report)
-    write_json(os.path.join(state_dir, "last-run.json"), report)
+    write_json(os.path.join(state_dir, LAST_CHECK if report.get("check_mode") else LAST_RUN), report)
     names = sorted((os.stat(os.path.join(runs, name)).st_mtime_ns, name) for name in os.listdir(runs) if name.endswith(".json"))
     for _mtime, name in names[: max(0, len(names) - keep)]:
         with contextlib.suppress(OSError):

@@ -29,8 +29,11 @@ description:
     (no git history needed) and the service is reported C(rolled_back); the next run retries it.
   - B(Prune.) Services that left the repo are reported C(orphaned); with O(prune=true) their containers, pod and
     networks are removed (only projects podops deployed; volumes are kept).
-  - B(Report.) A run report is written atomically to C(<state_dir>/last-run.json) and C(<state_dir>/runs/), check
-    mode included.
+  - B(Report.) A run report is written atomically to C(<state_dir>/runs/<run id>.json) and C(<state_dir>/last-run.json);
+    a check-mode run writes C(<state_dir>/last-check.json) instead of C(last-run.json), which keeps the last real run's.
+  - B(Failures.) The error of a failed or rolled-back service carries the last lines (up to 40, secret values masked)
+    of the failing container's log and, for a health gate that never passed, the healthcheck's own output, captured
+    before the rollback; the run report has them in the service's C(failure_log).
   - Only one reconcile runs on a host at a time (an flock on C(<state_dir>/reconcile.lock), released by the kernel
     if a run dies).
 author:
@@ -52,6 +55,14 @@ options:
       - Remove the containers, pods and networks of services that left the repo. Volumes are never removed.
     type: bool
     default: false
+  service:
+    description:
+      - Redeploy only this service with fresh images (its mutable images are pulled; containers whose image changed
+        are recreated, health-gated, with rollback), with every other option as for the reconcile - the one path
+        C(podops.gitops.redeploy) and C(podops-pull -e podops_service=NAME) take.
+      - It must be a service folder of the repo and, when O(services) is set, one of them; checked before anything
+        runs. Other services are neither planned nor pruned.
+    type: str
   image_updates:
     description:
       - Also pull the mutable images (tags, not digests) of unchanged services and apply the ones whose image
@@ -66,12 +77,14 @@ attributes:
     support: full
     details:
       - In check mode the plan is computed and returned, nothing is pulled, started or stopped, and the run report
-        is written with C(check_mode=true).
+        is written with C(check_mode=true) to C(last-check.json); the summary says C(would deploy).
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
-      - The diff lists each service with the action and reason, and the files that changed.
+      - The diff lists each service with the action and reason, and the files that changed; for a service to deploy,
+        a unified diff of each changed text file against the last deployed snapshot (values of env files and
+        ansible-vault or secret files masked, binary files named only); for a new service its images and ports.
   idempotent:
     description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
@@ -98,6 +111,13 @@ EXAMPLES = r"""
     prune: true
     trigger: timer
   register: podops_result
+
+- name: Redeploy one service with fresh images, with the same options as the reconcile
+  podops.gitops.compose_deploy:
+    repo_dir: /srv/env-repo
+    services: [web, "db-*"]
+    project_prefix: prod-
+    service: web
 
 - name: Show what would change
   podops.gitops.compose_deploy:
@@ -145,7 +165,7 @@ summary:
   returned: success or service failure
   type: list
   elements: str
-  sample: ["web: deployed (changed) http://localhost:8080/", "dns: unchanged (unchanged) udp/53 localhost:53"]
+  sample: ["web: deployed (changed, 2.1s) http://localhost:8080/", "dns: unchanged udp/53 localhost:53"]
 failed_services:
   description: Services that failed or were rolled back.
   returned: success or service failure
@@ -166,6 +186,7 @@ def main() -> None:
         services={"type": "list", "elements": "str", "default": []},
         prune={"type": "bool", "default": False},
         image_updates={"type": "bool", "default": False},
+        service={"type": "str"},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_YAML:

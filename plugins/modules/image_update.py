@@ -74,7 +74,7 @@ summary:
   returned: success or service failure
   type: list
   elements: str
-  sample: ["app: deployed (image) http://localhost:8080/"]
+  sample: ["app: deployed (image, 3.0s) http://localhost:8080/"]
 failed_services:
   description: The service, when it failed or was rolled back.
   returned: success or service failure

@@ -12,8 +12,9 @@ launcher ``<install dir>/bin/podops-pull`` with the podops venv's Python. What i
    ``git verify-commit`` *before* the checkout moves, then a hard reset (untracked files such as the
    gitignored ``secrets/`` stay);
 3. runs the env repo's ``local.yml`` (or ``podops.gitops.reconcile`` when the repo has none) with
-   ansible-playbook on localhost, passing every other argument through; with ``-e podops_service=NAME``
-   it runs ``podops.gitops.redeploy`` instead. Every run reconciles: failed services are retried on
+   ansible-playbook on localhost, passing every other argument through; ``-e podops_service=NAME`` (a
+   redeploy of one service with fresh images) runs the very same playbook, so it has exactly the settings of
+   the reconcile (``local.yml``'s, the env repo's ``group_vars/all.yml``). Every run reconciles: failed services are retried on
    every tick, not only when a new commit arrived (no ansible-pull ``--only-if-changed``);
 4. or, instead of 3, takes the *fast lane* when only files under the services folder changed since the last
    full playbook run that succeeded (and that run is younger than ``fast_lane_max_age`` seconds, the
@@ -50,6 +51,28 @@ EXIT_ERROR = 1
 EXIT_BUSY = 75
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
 SSH_URL_RE = re.compile(r"^(ssh://|git\+ssh://|ssh\+git://|[\w.-]+@[\w.-]+:)")
+
+
+USAGE = """\
+usage: podops-pull [--config FILE] [--jitter SECONDS] [ansible-playbook arguments ...]
+
+Fetch the env repo and reconcile this host under the host lock (what the timer, cron and the webhook shim run).
+
+  --config FILE       podops-pull's settings (default /opt/podops/etc/pull.json, written by podops.gitops.bootstrap)
+  --jitter SECONDS    wait a random time up to SECONDS first
+  -e podops_service=NAME
+                      redeploy one service with fresh images, with the env repo's settings (local.yml)
+  -e podops_trigger=cli|timer|webhook|laptop, -e podops_run_id=ID
+                      recorded in the run report (<state dir>/runs/<run id>.json)
+  -h, --help          print this help and exit (nothing is fetched or run)
+
+Any other argument goes to ansible-playbook unchanged (for example --check --diff).
+Exit status: 0 ok, 1 error before the playbook, 75 the host lock is busy, else ansible-playbook's."""
+
+
+def wants_help(argv: list[str]) -> bool:
+    """-h/--help among podops-pull's own options or as the only argument: print the help, touch nothing."""
+    return any(arg in ("-h", "--help") for arg in argv)
 
 
 class PullError(Exception):
@@ -224,7 +247,8 @@ class Git:
     def fetch_error(self, stderr: str) -> str:
         version = self.config["repo_version"]
         text = stderr.strip()
-        last = text.splitlines()[-1] if text else "no output"
+        # git's whole message: the first lines ("fatal: unable to access ...") say why, the last often only "exiting".
+        last = " / ".join(line.strip() for line in text.splitlines() if line.strip()) or "no output"
         if "couldn't find remote ref" in text or "not our ref" in text or "unadvertised object" in text:
             heads = self.run("ls-remote", "--heads", "--tags", self.url)
             names = sorted({line.split("\t", 1)[1].split("/", 2)[-1] for line in heads.stdout.splitlines() if "\t" in line})
@@ -306,13 +330,13 @@ def write_failed_report(state_dir: str, run_id: str, trigger: str, started: str,
         os.replace(tmp, path)
 
 
-def playbook_argv(config: dict[str, t.Any], args: list[str], service: str | None, run_id: str, passed_run_id: bool) -> list[str]:
+def playbook_argv(config: dict[str, t.Any], args: list[str], run_id: str, passed_run_id: bool) -> list[str]:
+    """The env repo's playbook for every run, a redeploy (``-e podops_service=NAME``, passed on) included: one path,
+    so a redeploy can never run with other settings (project prefix, podops_services) than the reconcile."""
     repo_dir = config["repo_dir"]
     argv = [config["ansible_playbook"], "-i", "localhost,", "-c", "local"]
     local = os.path.join(repo_dir, config.get("playbook") or "local.yml")
-    if service is not None:
-        argv.append("podops.gitops.redeploy")
-    elif os.path.isfile(local):
+    if os.path.isfile(local):
         argv.append(local)
     else:
         log(f"the env repo has no {os.path.basename(local)}: running podops.gitops.reconcile on it")
@@ -429,6 +453,9 @@ def summarize(state_dir: str, run_id: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if wants_help(argv):
+        print(USAGE)
+        return 0
     started = utc_now()
     try:
         config_path, jitter, args = split_args(argv)
@@ -480,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
                 return rc
         else:
             log(f"run {run_id}: full playbook run ({why})")
-    argv_playbook = playbook_argv(config, args, service, run_id, "podops_run_id" in given)
+    argv_playbook = playbook_argv(config, args, run_id, "podops_run_id" in given)
     log(f"run {run_id}: {' '.join(shlex.quote(a) for a in argv_playbook)}")
     result = subprocess.run(argv_playbook, cwd=config["repo_dir"], env=child_env(config), check=False)
     summarize(state_dir, run_id)

@@ -52,3 +52,28 @@ def test_a_hanging_git_is_ended_and_fails_the_pull(tmp_path, monkeypatch):
     with pytest.raises(podops_pull.PullError, match=r"'git fetch' timed out after 1s; its processes were ended"):
         git.run("-C", str(tmp_path / "checkout"), "fetch", "--quiet", "origin", "main")
     assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["-h"], ["--config", "/nonexistent/pull.json", "--help"]])
+def test_help_only_prints_help(argv, capsys, tmp_path, monkeypatch):
+    # No config, no lock, no fetch: a git on PATH that would record a call is never run.
+    marker = tmp_path / "git-ran"
+    fake = tmp_path / "bin" / "git"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    assert podops_pull.main(argv) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("usage: podops-pull")
+    assert "podops_service=NAME" in out.out
+    assert out.err == ""
+    assert not marker.exists()
+
+
+def test_a_fetch_error_keeps_gits_whole_message():
+    git = podops_pull.Git({"repo_url": "https://git.invalid/env.git", "repo_dir": "/nonexistent", "repo_version": "main"})
+    stderr = "fatal: unable to access 'https://git.invalid/env.git/': Could not resolve host: git.invalid\nerror: something more\n"
+    message = git.fetch_error(stderr)
+    assert "Could not resolve host: git.invalid" in message
+    assert "error: something more" in message
