@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from ._common import LABEL_COMMIT, LABEL_DIGEST, LABEL_IMAGE, LABEL_PREFIX, LABEL_SERVICE, LABEL_SLOT, TIMEOUT_DEFAULTS, PodopsError
 from ._compose import ComposeProject, load_project
 from ._digest import Secrets
-from ._health import wait_healthy
+from ._health import HealthError, wait_healthy
 from ._plan import ServiceSpec
 from ._podman import Container, Podman, PodmanCompose
+from ._redact import redact, secret_values
 from ._state import RuntimeStore, SnapshotStore, atomic_write, ensure_dir
 from ._switch import SLOTS, Marker, Switch
 
@@ -41,6 +42,7 @@ except ImportError:  # pragma: no cover - the modules report it
     yaml = None
 
 DEPLOYED, FAILED, ROLLED_BACK = "deployed", "failed", "rolled_back"
+FAILURE_LOG_LINES = 40
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Outcome:
     images: dict[str, str] | None = None  # compose service -> image ID now running (when it changed)
     project: str | None = None  # blue-green: the compose project of the slot now active
     served: ComposeProject | None = None  # after a rollback: the last good version, serving again
+    failure_log: dict[str, t.Any] | None = None  # the failing container's last log lines, captured before the rollback
 
 
 def override_document(
@@ -124,6 +127,18 @@ class Deployer:
         self._image_ids: dict[str, str] = {}
         self._image_locks: dict[str, threading.Lock] = {}
         self._image_lock = threading.Lock()
+        self.progress: t.Callable[[str], None] | None = None  # told what a long health wait still waits for
+
+    def failure_log(self, exc: PodopsError, project: ComposeProject) -> dict[str, t.Any] | None:
+        """The failing container's last log lines and its healthcheck's output, secrets masked - read now,
+        before a rollback puts the old container back under the same name."""
+        container = exc.container if isinstance(exc, HealthError) else None
+        if container is None:
+            return None
+        values = secret_values(project, self.secrets)
+        lines = [redact(line, values) for line in self.podman.logs(container.name, FAILURE_LOG_LINES)]
+        said = redact(exc.healthcheck, values) if exc.healthcheck else None
+        return {"container": container.name, "lines": lines, "healthcheck": said}
 
     def labels(self, service: str, digest: str, commit: str) -> dict[str, str]:
         return {LABEL_SERVICE: service, LABEL_DIGEST: digest, LABEL_COMMIT: commit, LABEL_PREFIX: self.prefix}
@@ -180,6 +195,7 @@ class Deployer:
             settings.health_samples,
             settings.health_interval,
             check_timeout=settings.timeouts["healthcheck"],
+            progress=self.progress,
         )
         # podman read the env files when it created the containers: their plaintext is not needed any more.
         for ref in project.env_files:
@@ -277,8 +293,10 @@ class Deployer:
             labels = self.labels(spec.name, spec.digest, self.commit)
             self._up(spec.name, spec.project_name, project, labels, images, vault=self.vault_source(spec))
         except PodopsError as exc:
-            outcome = self.rollback(spec, recorded, str(exc))
+            failure = self.failure_log(exc, project)
+            outcome = self.rollback(spec, recorded, redact(str(exc), secret_values(project, self.secrets)))
             outcome.duration_s = time.monotonic() - started
+            outcome.failure_log = failure
             return outcome
         if (recorded or {}).get("strategy") == "blue-green":
             remove_slots(self.podman, self.state_dir, spec.name, spec.project_name)
@@ -360,12 +378,13 @@ class Deployer:
                 self.forget_images(previous_image_ref(spec.project_name, svc))
             self._up(spec.name, spec.project_name, project, labels, images, vault=self.vault_source(spec))
         except PodopsError as exc:
-            error = f"new image for {', '.join(changed)} failed: {exc}"
+            failure = self.failure_log(exc, project)
+            error = f"new image for {', '.join(changed)} failed: {redact(str(exc), secret_values(project, self.secrets))}"
             try:
                 self._up(spec.name, spec.project_name, project, labels, before, pins=before, suffix=".rollback", vault=self.vault_source(spec))
             except PodopsError as again:
-                return Outcome(FAILED, f"{error}; going back to the previous image failed too: {again}", time.monotonic() - started)
-            return Outcome(ROLLED_BACK, f"{error}; the previous image runs again", time.monotonic() - started, before)
+                return Outcome(FAILED, f"{error}; going back to the previous image failed too: {again}", time.monotonic() - started, failure_log=failure)
+            return Outcome(ROLLED_BACK, f"{error}; the previous image runs again", time.monotonic() - started, before, failure_log=failure)
         return Outcome(DEPLOYED, None, time.monotonic() - started, images)
 
 

@@ -270,6 +270,27 @@ class Podman:
         rc, _out, _err = self.run([self.executable, "healthcheck", "run", container_id], timeout=timeout)
         return rc == 0
 
+    def health_output(self, container_id: str) -> str | None:
+        """What the container's last healthcheck printed ("wget: server returned error: HTTP/1.1 404"), or None."""
+        rc, out, _err = self.run([self.executable, "container", "inspect", "--format", "json", container_id], timeout=TIMEOUT_DEFAULTS["podman"])
+        try:
+            entries = json.loads(out or "[]") if rc == 0 else []
+        except ValueError:
+            return None
+        state = (entries[0].get("State") or {}) if entries and isinstance(entries[0], dict) else {}
+        health = state.get("Health") or state.get("Healthcheck") or {}
+        log = health.get("Log") or [] if isinstance(health, dict) else []
+        output = str((log[-1] or {}).get("Output") or "").strip() if log and isinstance(log[-1], dict) else ""
+        return output or None
+
+    def logs(self, container: str, tail: int = 40) -> list[str]:
+        """The last ``tail`` lines a container printed (stdout, then stderr: podman keeps them apart here)."""
+        rc, out, err = self.run([self.executable, "logs", "--tail", str(tail), container], timeout=TIMEOUT_DEFAULTS["podman"])
+        if rc != 0:
+            return []
+        lines = [line for line in (out or "").splitlines() + (err or "").splitlines() if line.strip()]
+        return lines[-tail:]
+
     def remove_project(self, project: str, stop_timeout: int = 10) -> list[str]:
         """Remove the containers, pod and networks of one compose project; never its volumes."""
         removed = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import typing as t
 from dataclasses import dataclass, field
 
@@ -23,6 +24,28 @@ from ._report import RUN_ID_RE, TRIGGERS, build_report, new_run_id, service_entr
 from ._state import HostLock, RuntimeStore, SnapshotStore, StateStore
 
 PRUNED = "pruned"
+# Lines about long waits, appended while a run goes on (podops-pull prints them as they come; see podops_pull.py).
+PROGRESS_FILE = "progress.log"
+
+
+class Progress:
+    """``<state_dir>/progress.log``: emptied when a run starts, one line per notice, for the people watching."""
+
+    def __init__(self, state_dir: str, echo: t.Callable[[str], None] | None = None):
+        self.path = os.path.join(state_dir, PROGRESS_FILE)
+        self.echo = echo
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with contextlib.suppress(OSError), open(self.path, "w", encoding="utf-8"):
+            os.chmod(self.path, 0o600)
+
+    def __call__(self, line: str) -> None:
+        with self._lock:
+            with contextlib.suppress(OSError), open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(f"{line}\n")
+            if self.echo is not None:
+                self.echo(line)
 
 
 @dataclass
@@ -202,6 +225,7 @@ class Reconciler:
         self.plan: Plan | None = None
         # After a rollback: the compose project now serving (the last good version's ports, not the new file's).
         self.serving: dict[str, ComposeProject] = {}
+        self.progress = Progress(options.state_dir)
 
     def run(self) -> dict[str, t.Any]:
         options = self.options
@@ -219,6 +243,7 @@ class Reconciler:
 
     def _run_locked(self) -> dict[str, t.Any]:
         options = self.options
+        self.progress.start()
         podman = Podman(self.runner, options.podman_executable)
         podman.check_version()
         plan, state = compute_plan(options, self.runner, podman)
@@ -259,7 +284,7 @@ class Reconciler:
             "warnings": plan.warnings,
         }
 
-    def _entry(self, item: PlanItem, action: str, error: str | None = None, duration: float = 0.0) -> None:
+    def _entry(self, item: PlanItem, action: str, error: str | None = None, duration: float = 0.0, failure_log: dict | None = None) -> None:
         self.services[item.name] = service_entry(
             action,
             item.reason,
@@ -268,6 +293,7 @@ class Reconciler:
             changed_files=item.changed_files,
             error=error if error is not None else item.error,
             duration_s=duration,
+            failure_log=failure_log,
         )
 
     @staticmethod
@@ -295,6 +321,7 @@ class Reconciler:
             compose = PodmanCompose(self.runner, options.compose_executable)
             compose.check_version(os.path.join(options.state_dir, "tools.json"))
             deployer = Deployer(podman, compose, options.state_dir, options.project_prefix, plan.commit, options.repo_dir, options.secrets)
+            deployer.progress = self.progress
             recorded_before = dict(state)
 
             def deployed(spec: ServiceSpec, outcome: Outcome | None) -> None:
@@ -307,7 +334,7 @@ class Reconciler:
                     state[spec.name] = _record_failure(state.get(spec.name), spec, outcome.error or "failed")
                 if outcome.served is not None:
                     self.serving[spec.name] = outcome.served
-                self._entry(plan.items[spec.name], outcome.action, outcome.error, outcome.duration_s)
+                self._entry(plan.items[spec.name], outcome.action, outcome.error, outcome.duration_s, outcome.failure_log)
                 store.save(state)  # after every service: a killed run keeps what finished
 
             def refreshed(spec: ServiceSpec, outcome: Outcome | None) -> None:
@@ -323,7 +350,7 @@ class Reconciler:
                 else:
                     entry.update(status="failed", error=outcome.error, failed_at=utcnow())
                 state[spec.name] = entry
-                self._entry(item, outcome.action, outcome.error, outcome.duration_s)
+                self._entry(item, outcome.action, outcome.error, outcome.duration_s, outcome.failure_log)
                 store.save(state)
 
             def deploy(spec: ServiceSpec) -> Outcome:
@@ -405,4 +432,15 @@ class Reconciler:
             if entry.get("error"):
                 text += f" - {entry['error']}"
             lines.append(text)
+            lines += failure_lines(entry.get("failure_log"))
         return lines
+
+
+def failure_lines(failure_log: t.Mapping[str, t.Any] | None) -> list[str]:
+    """The summary's lines under a failed service: the failing container's last log lines."""
+    if not failure_log:
+        return []
+    lines = list(failure_log.get("lines") or [])
+    container = failure_log.get("container")
+    head = f"  last {len(lines)} log line(s) of {container} (before the rollback):" if lines else f"  {container} logged nothing"
+    return [head] + [f"  | {line}" for line in lines]

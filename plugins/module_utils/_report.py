@@ -40,8 +40,9 @@ def service_entry(
     changed_files: t.Sequence[str] = (),
     error: str | None = None,
     duration_s: float = 0.0,
+    failure_log: t.Mapping[str, t.Any] | None = None,
 ) -> dict[str, t.Any]:
-    return {
+    entry = {
         "action": action,
         "reason": reason,
         "changed_files": list(changed_files),
@@ -50,6 +51,11 @@ def service_entry(
         "error": error,
         "duration_s": round(duration_s, 3),
     }
+    if failure_log:
+        # A failed or rolled-back service: {"container", "lines" (its last log lines), "healthcheck" (what the
+        # check printed, or null)}, secret values masked; captured before the rollback reused the name.
+        entry["failure_log"] = dict(failure_log)
+    return entry
 
 
 def overall_result(services: t.Mapping[str, t.Mapping[str, t.Any]], fatal: bool = False) -> str:

@@ -29,6 +29,7 @@ otherwise the status of ansible-playbook. No shell is involved anywhere: every c
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import fcntl
@@ -43,6 +44,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import typing as t
 
@@ -434,7 +436,53 @@ def child_env(config: dict[str, t.Any]) -> dict[str, str]:
     return env
 
 
-def summarize(state_dir: str, run_id: str) -> None:
+PROGRESS_FILE = "progress.log"  # the engine's notices about long waits (plugins/module_utils/_reconcile.py)
+
+
+class ProgressTail:
+    """Prints the engine's progress lines (``<state dir>/progress.log``) as they come, while a run goes on."""
+
+    def __init__(self, state_dir: str, run_id: str, interval: float = 1.0):
+        self.path = os.path.join(state_dir, PROGRESS_FILE)
+        self.run_id = run_id
+        self.interval = interval
+        self.offset = 0
+        self.done = threading.Event()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)  # the last run's lines are not this run's
+        self.thread = threading.Thread(target=self._loop, name="podops-progress", daemon=True)
+
+    def __enter__(self) -> ProgressTail:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: t.Any) -> None:
+        self.done.set()
+        self.thread.join(timeout=5)
+        self.poll()
+
+    def _loop(self) -> None:
+        while not self.done.wait(self.interval):
+            self.poll()
+
+    def poll(self) -> None:
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as handle:
+                handle.seek(0, os.SEEK_END)
+                if handle.tell() < self.offset:
+                    self.offset = 0  # emptied by the engine when its run started
+                handle.seek(self.offset)
+                data = handle.read()
+        except OSError:
+            return
+        complete = data[: data.rfind("\n") + 1]
+        self.offset += len(complete.encode("utf-8"))
+        for line in complete.splitlines():
+            log(f"run {self.run_id}: {line}")
+
+
+def summarize(state_dir: str, run_id: str, failures: bool = True) -> None:
+    """The run's one-line result; with ``failures``, each failed service's error and last log lines first."""
     path = os.path.join(state_dir, "runs", f"{run_id}.json")
     try:
         with open(path, encoding="utf-8") as handle:
@@ -448,6 +496,15 @@ def summarize(state_dir: str, run_id: str) -> None:
         action = outcome.get("action", "?")
         counts[action] = counts.get(action, 0) + 1
     parts = ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) or "no services"
+    for name, outcome in sorted(services.items()):
+        if failures and outcome.get("action") in ("failed", "rolled_back"):
+            log(f"run {run_id}: {name}: {outcome.get('action')} - {outcome.get('error')}")
+            failure = outcome.get("failure_log") or {}
+            lines = failure.get("lines") or []
+            if failure:
+                log(f"run {run_id}: {name}: last {len(lines)} log line(s) of {failure.get('container')} (before the rollback):")
+            for line in lines:
+                log(f"run {run_id}: {name}: | {line}")
     log(f"run {run_id}: result={report.get('result')} commit={(report.get('commit') or '-')[:12]} ({parts}); report {path}")
 
 
@@ -501,15 +558,17 @@ def main(argv: list[str] | None = None) -> int:
         lane, why = lane_module.decide(state_dir, config["repo_dir"], commit, kept_args, fingerprint, max_age(config))
         if lane is not None:
             log(f"run {run_id}: fast lane ({why})")
-            rc = run_lane(lane_module, lane, config, trigger, run_id)
+            with ProgressTail(state_dir, run_id):
+                rc = run_lane(lane_module, lane, config, trigger, run_id)
             if rc is not None:
-                summarize(state_dir, run_id)
+                summarize(state_dir, run_id, failures=False)  # the lane printed the engine's summary already
                 return rc
         else:
             log(f"run {run_id}: full playbook run ({why})")
     argv_playbook = playbook_argv(config, args, run_id, "podops_run_id" in given)
     log(f"run {run_id}: {' '.join(shlex.quote(a) for a in argv_playbook)}")
-    result = subprocess.run(argv_playbook, cwd=config["repo_dir"], env=child_env(config), check=False)
+    with ProgressTail(state_dir, run_id):
+        result = subprocess.run(argv_playbook, cwd=config["repo_dir"], env=child_env(config), check=False)
     summarize(state_dir, run_id)
     if result.returncode != 0:
         print(f"podops-pull: error: the reconcile failed (ansible-playbook exit {result.returncode}); see the output above", file=sys.stderr, flush=True)
