@@ -197,6 +197,9 @@ class Podman:
                 self._snapshot = (started, containers)
 
     def pull(self, image: str, timeout: float = TIMEOUT_DEFAULTS["pull"]) -> None:
+        if image.startswith("localhost/"):
+            # No registry serves localhost/: podman would only report a failed ping of one.
+            raise PodopsError(f"image {image} is not on this host: build or load it here (podman build -t {image} ..., or podman load), then run again")
         rc, out, err = self.run([self.executable, "pull", "--quiet", image], timeout=timeout)
         if rc != 0:
             raise PodopsError(f"image {image} could not be pulled: {last_lines(err or out, 2)}")

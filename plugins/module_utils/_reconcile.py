@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ._apply import DEPLOYED, FAILED, ROLLED_BACK, Deployer, Outcome, apply_all, remove_slots
 from ._common import SERVICE_NAME_RE, PodopsError, Runner, utcnow
 from ._compose import ComposeProject
+from ._diff import service_diff
 from ._digest import Secrets
 from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, list_services, make_plan, select
 from ._podman import Podman, PodmanCompose
@@ -146,8 +147,11 @@ def vault_needed(plan: Plan, state: t.Mapping[str, dict], secrets: Secrets, stat
     return needed
 
 
-def plan_diff(plan: Plan, prune: bool) -> str:
-    """What ``--diff`` shows: one line per service."""
+def plan_diff(plan: Plan, prune: bool, state_dir: str | None = None, secrets: Secrets | None = None) -> str:
+    """What ``--diff`` shows: one line per service; with ``state_dir``, under each service to deploy the unified
+    diff of its changed files against the last deployed snapshot (secrets masked, see _diff), or for a new
+    service its images and published ports."""
+    snapshots = SnapshotStore(state_dir) if state_dir else None
     marks = {DEPLOY: "~", UNCHANGED: "=", ORPHANED: "-", "failed": "!"}
     lines = []
     for item in plan.items.values():
@@ -160,6 +164,10 @@ def plan_diff(plan: Plan, prune: bool) -> str:
         if item.error:
             text += f" - {item.error}"
         lines.append(text)
+        spec = plan.specs.get(item.name)
+        if snapshots is not None and spec is not None and item.action == DEPLOY:
+            snapshot = snapshots.service_dir(item.name, spec.rel_dir) if item.previous_digest else None
+            lines += service_diff(spec, item.changed_files, snapshot, secrets)
     return "\n".join(lines) + "\n"
 
 
@@ -254,6 +262,8 @@ class Reconciler:
             # these on the controller and runs the module again with the plaintexts (no_log).
             return {"changed": False, "vault_needed": needed}
         store = StateStore(options.state_dir)
+        # Before anything is applied: a deploy replaces the snapshot the diff compares with.
+        diff_text = plan_diff(plan, options.prune, options.state_dir, options.secrets)
 
         if self.check_mode:
             for item in plan.items.values():
@@ -279,7 +289,7 @@ class Reconciler:
             "report": report,
             "report_path": path,
             "plan": {name: item.as_dict() for name, item in plan.items.items()},
-            "diff_text": plan_diff(plan, options.prune),
+            "diff_text": diff_text,
             "summary": self.summary(plan),
             "warnings": plan.warnings,
         }
