@@ -71,7 +71,11 @@ def file_diff(key: str, before_path: str | None, after_path: str, spec: ServiceS
     old, new = redact(old, values), redact(new, values)
     lines = list(
         difflib.unified_diff(
-            old.splitlines(), new.splitlines(), fromfile=f"a/{key}" if before is not None else "/dev/null", tofile=f"b/{key}" if after else "/dev/null", lineterm=""
+            old.splitlines(),
+            new.splitlines(),
+            fromfile=f"a/{key}" if before is not None else "/dev/null",
+            tofile=f"b/{key}" if after else "/dev/null",
+            lineterm="",
         )
     )
     if len(lines) > MAX_DIFF_LINES:
