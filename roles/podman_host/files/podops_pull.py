@@ -523,6 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     given = extra_vars(args)
     trigger = given.get("podops_trigger", "cli")
     service = given.get("podops_service")
+    if service is not None and not service.strip():
+        print("podops-pull: error: podops_service is empty: name the service folder to redeploy (-e podops_service=NAME)", file=sys.stderr)
+        return EXIT_ERROR
     run_id = given.get("podops_run_id") or new_run_id()
     if not RUN_ID_RE.match(run_id):
         print(f"podops-pull: error: podops_run_id {run_id!r} must be letters, digits, . _ - (at most 64, not starting with '.')", file=sys.stderr)

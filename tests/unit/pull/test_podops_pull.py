@@ -77,3 +77,11 @@ def test_a_fetch_error_keeps_gits_whole_message():
     message = git.fetch_error(stderr)
     assert "Could not resolve host: git.invalid" in message
     assert "error: something more" in message
+
+
+def test_an_empty_service_to_redeploy_is_refused_before_anything_runs(capsys, tmp_path):
+    config = tmp_path / "pull.json"
+    config.write_text('{"state_dir": "%s"}' % (tmp_path / "state"))
+    assert podops_pull.main(["--config", str(config), "-e", "podops_service="]) == podops_pull.EXIT_ERROR
+    assert "podops_service is empty" in capsys.readouterr().err
+    assert not (tmp_path / "state").exists()
