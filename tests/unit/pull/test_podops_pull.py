@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,8 @@ def test_a_fetch_error_keeps_gits_whole_message():
 
 def test_an_empty_service_to_redeploy_is_refused_before_anything_runs(capsys, tmp_path):
     config = tmp_path / "pull.json"
-    config.write_text('{"state_dir": "%s"}' % (tmp_path / "state"))
+    fields = {"repo_url": str(tmp_path / "repo"), "repo_version": "main", "repo_dir": str(tmp_path / "checkout"), "state_dir": str(tmp_path / "state")}
+    config.write_text(json.dumps(dict(fields, ansible_playbook="/nonexistent/ansible-playbook", python="/nonexistent/python")))
     assert podops_pull.main(["--config", str(config), "-e", "podops_service="]) == podops_pull.EXIT_ERROR
     assert "podops_service is empty" in capsys.readouterr().err
     assert not (tmp_path / "state").exists()
