@@ -254,3 +254,37 @@ def test_redeploy_runs_with_the_settings_of_the_reconcile_from_the_env_repo(host
     assert "podops_service 'elsewhere' is not one of this host's services" in refused.stdout + refused.stderr
     assert sh("podman", "ps", "-a", "-q", "--filter", "label=io.podops.service=elsewhere", "--filter", f"label=io.podops.prefix={host.prefix}").stdout == ""
     assert host.ids(service).keys() == ids.keys()
+
+
+def test_a_run_waiting_for_the_host_lock_says_so_and_who_holds_it(host, repo):
+    repo.add_web("site", free_port(), "site")
+    repo.commit()
+    host.state_dir.mkdir(parents=True)
+    hold = (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "os.pwrite(fd, b'pid 4242, trigger timer, run held-by-test\\n', 0)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(host.state_dir / "reconcile.lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        run = host.reconcile(repo, podops_lock_timeout=2)
+        assert run.rc != 0
+        waiting = [
+            result.get("msg")
+            for play in run.output["plays"]
+            for task in play["tasks"]
+            if task["task"]["name"].endswith("Say that this run waits for the one already running")
+            for result in task["hosts"].values()
+        ]
+        assert waiting == [
+            "another reconcile is running on this host (pid 4242, trigger timer, run held-by-test); waiting up to 2s for it to finish (podops_lock_timeout)"
+        ]
+        assert "another reconcile is running on this host" in run.first_failure()
+        assert host.containers() == []
+    finally:
+        holder.kill()
+        holder.wait()
