@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -288,3 +289,28 @@ def test_a_run_waiting_for_the_host_lock_says_so_and_who_holds_it(host, repo):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_podops_pull_prints_progress_of_a_long_health_wait_and_the_failing_containers_log(host, repo, tmp_path):
+    port = free_port()
+    repo.add_web("slow", port, "slow v1")
+    repo.commit("good")
+    (tmp_path / "pull").mkdir()
+    pull = Pull(host, repo, tmp_path / "pull")
+    assert pull().returncode == 0
+
+    xp = "x-podops:\n  health: {timeout: 12, samples: 2, interval: 0.5}\n"
+    check = '["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/ready"]'
+    crashy = '    command: ["sh", "-c", "echo booting slowly; trap \\"exit 0\\" TERM; httpd -f -p 8080 -h /www & wait"]\n'
+    repo.write("services/slow/compose.yaml", web_service(port, health=check, xpodops=xp, extra=crashy))
+    repo.commit("never ready")
+    run = pull()
+    assert run.returncode != 0
+    out = run.stdout
+    progress = re.search(rf"run \S+: {host.prefix}slow: waiting for health for 1[01]s of 12s \(container {host.prefix}slow_web_1 is not healthy yet\)", out)
+    assert progress, out
+    assert "slow: rolled_back" in out and "its healthcheck said: wget: server returned error: HTTP/1.1 404 Not Found" in out
+    assert f"last 1 log line(s) of {host.prefix}slow_web_1 (before the rollback):" in out
+    assert "| booting slowly" in out
+    assert progress.start() < out.index("result=failed"), "the progress line comes before the run's result"
+    assert http_get(port) == "slow v1"

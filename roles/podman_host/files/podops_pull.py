@@ -403,7 +403,7 @@ def run_lane(lane_module: t.Any, lane: t.Any, config: dict[str, t.Any], trigger:
         log(f"run {run_id}: the run needs ansible-vault plaintext; running the playbook")
         return None
     for line in result.get("summary") or []:
-        log(line)
+        log(f"run {run_id}: {line}")
     for warning in result.get("warnings") or []:
         log(f"warning: {warning}")
     failed = result.get("failed_services") or []
