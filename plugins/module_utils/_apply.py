@@ -315,7 +315,8 @@ class Deployer:
             result = switch.run(slot_version(t.cast(str, spec.digest), images))
         except PodopsError as exc:
             # The old slot was never stopped: it still serves the last good version.
-            return Outcome(ROLLED_BACK if had_active else FAILED, str(exc), time.monotonic() - started)
+            error = redact(str(exc), secret_values(project, self.secrets))
+            return Outcome(ROLLED_BACK if had_active else FAILED, error, time.monotonic() - started, failure_log=backend.failure)
         active_project = backend.project_name(t.cast(str, result.active))
         old_project = (recorded or {}).get("project")
         if old_project and old_project not in backend.projects():
@@ -421,6 +422,7 @@ class ComposeSlots:
         self.images = dict(images)
         self.source = source
         self.stop_timeout = int(project.settings.slots.get("stop_timeout", 10))
+        self.failure: dict[str, t.Any] | None = None  # the failure log of a slot that did not get healthy
 
     def project_name(self, slot: str) -> str:
         return f"{self.base}-{slot}"
@@ -449,7 +451,12 @@ class ComposeSlots:
             copy_dir = self.deployer.slot_copies.prepare(name, source.repo_dir, source.rel_dir, source.files, {}, source.live_dir)
             project = load_project(copy_dir, os.path.join(copy_dir, os.path.basename(self.project.compose_file)))
             project.settings = self.project.settings
-        self.deployer._up(name, self.project_name(slot), project, labels, self.images, vault=vault, env=env)
+        try:
+            self.deployer._up(name, self.project_name(slot), project, labels, self.images, vault=vault, env=env)
+        except HealthError as exc:
+            # The switch stops the slot next: its container's log goes with it, so read it now.
+            self.failure = self.deployer.failure_log(exc, project)
+            raise
 
     def stop(self, slot: str) -> None:
         self.deployer.podman.remove_project(self.project_name(slot), stop_timeout=self.stop_timeout)

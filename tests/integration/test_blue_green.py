@@ -164,6 +164,8 @@ def test_a_broken_standby_is_rejected_and_the_active_slot_keeps_serving(host, re
     entry = run.report["services"]["bg"]
     assert entry["action"] == "rolled_back"
     assert "slot b" in entry["error"] and "did not get healthy, so it was stopped and slot a stays active" in entry["error"]
+    # the standby's log was read before the switch stopped it (issue 14)
+    assert entry["failure_log"]["container"] == f"{host.prefix}bg-b_web_1", entry
     assert http_get(nginx.port) == "good"
     assert host.ids("bg") == active_ids, "the active slot was not touched"
     assert marker(host, "bg")["active"] == "a"
