@@ -128,7 +128,11 @@ EXAMPLES = r"""
 
 RETURN = r"""
 report:
-  description: The run report, as written to C(last-run.json).
+  description:
+    - The run report, as written to C(last-run.json) (C(last-check.json) in check mode).
+    - A failed or rolled-back service whose container failed the health gate also has C(failure_log) -
+      C(container), C(lines) (its last log lines, up to 40, secret values masked, read before the rollback) and
+      C(healthcheck) (what its healthcheck printed last, or null).
   returned: success or service failure
   type: dict
   sample:
@@ -148,6 +152,18 @@ report:
         previous_digest: 60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752
         error: null
         duration_s: 2.1
+      api:
+        action: rolled_back
+        reason: changed
+        changed_files: [compose.yaml]
+        digest: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
+        previous_digest: fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9
+        error: "not healthy after 30s: container api_app_1 is not healthy yet (its healthcheck said: wget: server returned error: HTTP/1.1 404 Not Found)"
+        duration_s: 31.4
+        failure_log:
+          container: api_app_1
+          lines: ["listening on :8080", "GET /healthz 404"]
+          healthcheck: "wget: server returned error: HTTP/1.1 404 Not Found"
 report_path:
   description: Path of this run's report under C(<state_dir>/runs/).
   returned: success or service failure
@@ -165,7 +181,13 @@ summary:
   returned: success or service failure
   type: list
   elements: str
-  sample: ["web: deployed (changed, 2.1s) http://localhost:8080/", "dns: unchanged udp/53 localhost:53"]
+  sample:
+    - "web: deployed (changed, 2.1s) http://localhost:8080/"
+    - "dns: unchanged udp/53 localhost:53"
+    - "api: rolled_back (changed, 31.4s) localhost:8081 - not healthy after 30s: container api_app_1 is not healthy yet"
+    - "  last 2 log line(s) of api_app_1 (before the rollback):"
+    - "  | listening on :8080"
+    - "  | GET /healthz 404"
 failed_services:
   description: Services that failed or were rolled back.
   returned: success or service failure
