@@ -201,6 +201,12 @@ def test_check_diff_shows_file_diffs_against_the_deployed_version_and_never_a_se
     assert host.ids("app") == ids and host.containers("fresh") == [], "check mode touches nothing"
 
 
+def write_password(tmp_path: Path) -> Path:
+    path = tmp_path / "vault-pass"
+    path.write_text("not given to podops\n")
+    return path
+
+
 class SettingsPull(Pull):
     """podops-pull with no settings of its own on the command line: they come from the env repo."""
 
@@ -219,7 +225,9 @@ def test_redeploy_runs_with_the_settings_of_the_reconcile_from_the_env_repo(host
     repo.add_web(service, port, "v1")
     repo.add_web("elsewhere", free_port(), "not this host's")
     repo.write("local.yml", "- name: Reconcile this host\n  ansible.builtin.import_playbook: podops.gitops.reconcile\n")
-    repo.write("group_vars/all.yml", f"podops_project_prefix: {host.prefix}\npodops_services: [{service}]\n")
+    # A vault value for a play of the user's own (no vault password here) is never read by podops.
+    vaulted = sh("ansible-vault", "encrypt_string", "--vault-id", f"test@{write_password(tmp_path)}", "s3cret", "--name", "my_own_secret").stdout
+    repo.write("group_vars/all.yml", f"podops_project_prefix: {host.prefix}\npodops_services: [{service}]\n{vaulted}\n")
     repo.commit("settings in the env repo")
     (tmp_path / "pull").mkdir()
     pull = SettingsPull(host, repo, tmp_path / "pull")
