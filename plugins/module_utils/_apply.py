@@ -316,7 +316,8 @@ class Deployer:
         except PodopsError as exc:
             # The old slot was never stopped: it still serves the last good version.
             error = redact(str(exc), secret_values(project, self.secrets))
-            return Outcome(ROLLED_BACK if had_active else FAILED, error, time.monotonic() - started, failure_log=backend.failure)
+            served = self.slot_serving(spec, switch.status()["active"]) if had_active else None
+            return Outcome(ROLLED_BACK if had_active else FAILED, error, time.monotonic() - started, failure_log=backend.failure, served=served)
         active_project = backend.project_name(t.cast(str, result.active))
         old_project = (recorded or {}).get("project")
         if old_project and old_project not in backend.projects():
@@ -326,7 +327,19 @@ class Deployer:
             except PodopsError as exc:
                 return Outcome(FAILED, f"slot {result.active} is active, but the old project {old_project} could not be removed: {exc}")
         self.snapshots.save(spec.name, self.repo_dir, spec.rel_dir, spec.files)
-        return Outcome(DEPLOYED, None, time.monotonic() - started, dict(images), project=active_project)
+        served = dataclasses.replace(project, slot_env=project.settings.slot_env(t.cast(str, result.active)))
+        return Outcome(DEPLOYED, None, time.monotonic() - started, dict(images), project=active_project, served=served)
+
+    def slot_serving(self, spec: ServiceSpec, slot: str | None) -> ComposeProject | None:
+        """The compose project the active slot runs (its own copy of the service folder), for the summary's URLs."""
+        copy = os.path.join(self.slot_copies.path(f"{spec.name}-{slot}"), "root", spec.rel_dir) if slot else ""
+        if not copy or not os.path.isdir(copy):
+            return None
+        try:
+            old = load_project(copy)
+        except PodopsError:
+            return None
+        return dataclasses.replace(old, slot_env=old.settings.slot_env(slot))
 
     def rollback(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any] | None, error: str) -> Outcome:
         recorded = recorded or {}

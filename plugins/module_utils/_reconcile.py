@@ -9,6 +9,7 @@ PRIVATE to the podops.gitops collection: no API guarantee for other code.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 import typing as t
@@ -433,7 +434,7 @@ class Reconciler:
             if entry.get("duration_s"):
                 details.append(f"{entry['duration_s']:.1f}s")
             text = f"{name}: {action}" + (f" ({', '.join(details)})" if details else "")
-            served = self.serving.get(name)
+            served = self.serving.get(name) or active_slot_project(plan.specs.get(name))
             links = project_urls(served) if served is not None else urls(plan.specs.get(name))
             if links and entry["action"] in (DEPLOYED, UNCHANGED, ROLLED_BACK):
                 text += " " + " ".join(links)
@@ -444,6 +445,13 @@ class Reconciler:
             lines.append(text)
             lines += failure_lines(entry.get("failure_log"))
         return lines
+
+
+def active_slot_project(spec: ServiceSpec | None) -> ComposeProject | None:
+    """A blue-green service's project as its active slot runs it (``${PODOPS_SLOT_PORT}`` filled in), or None."""
+    if spec is None or spec.project is None or not spec.blue_green or spec.live_project[-2:] not in ("-a", "-b"):
+        return None
+    return dataclasses.replace(spec.project, slot_env=spec.project.settings.slot_env(spec.live_project[-1]))
 
 
 def failure_lines(failure_log: t.Mapping[str, t.Any] | None) -> list[str]:
