@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from ._common import LABEL_COMMIT, LABEL_DIGEST, LABEL_IMAGE, LABEL_PREFIX, LABEL_SERVICE, LABEL_SLOT, TIMEOUT_DEFAULTS, PodopsError
 from ._compose import ComposeProject, load_project
 from ._digest import Secrets
-from ._health import wait_healthy
-from ._notify import LOG_LINES, redact, secret_values
+from ._health import HealthError, wait_healthy
 from ._plan import ServiceSpec
 from ._podman import Container, Podman, PodmanCompose
+from ._redact import redact, secret_values
 from ._state import RuntimeStore, SnapshotStore, atomic_write, ensure_dir
 from ._switch import SLOTS, Marker, Switch
 
@@ -42,6 +42,7 @@ except ImportError:  # pragma: no cover - the modules report it
     yaml = None
 
 DEPLOYED, FAILED, ROLLED_BACK = "deployed", "failed", "rolled_back"
+FAILURE_LOG_LINES = 40
 
 
 @dataclass
@@ -51,7 +52,8 @@ class Outcome:
     duration_s: float = 0.0
     images: dict[str, str] | None = None  # compose service -> image ID now running (when it changed)
     project: str | None = None  # blue-green: the compose project of the slot now active
-    log_tail: list[str] | None = None  # failed: the last lines its containers wrote, secrets redacted
+    served: ComposeProject | None = None  # after a rollback: the last good version, serving again
+    failure_log: dict[str, t.Any] | None = None  # the failing container's last log lines, captured before the rollback
 
 
 def override_document(
@@ -125,6 +127,18 @@ class Deployer:
         self._image_ids: dict[str, str] = {}
         self._image_locks: dict[str, threading.Lock] = {}
         self._image_lock = threading.Lock()
+        self.progress: t.Callable[[str], None] | None = None  # told what a long health wait still waits for
+
+    def failure_log(self, exc: PodopsError, project: ComposeProject) -> dict[str, t.Any] | None:
+        """The failing container's last log lines and its healthcheck's output, secrets masked - read now,
+        before a rollback puts the old container back under the same name."""
+        container = exc.container if isinstance(exc, HealthError) else None
+        if container is None:
+            return None
+        values = secret_values(project, self.secrets)
+        lines = [redact(line, values) for line in self.podman.logs(container.name, FAILURE_LOG_LINES)]
+        said = redact(exc.healthcheck, values) if exc.healthcheck else None
+        return {"container": container.name, "lines": lines, "healthcheck": said}
 
     def labels(self, service: str, digest: str, commit: str) -> dict[str, str]:
         return {LABEL_SERVICE: service, LABEL_DIGEST: digest, LABEL_COMMIT: commit, LABEL_PREFIX: self.prefix}
@@ -181,6 +195,7 @@ class Deployer:
             settings.health_samples,
             settings.health_interval,
             check_timeout=settings.timeouts["healthcheck"],
+            progress=self.progress,
         )
         # podman read the env files when it created the containers: their plaintext is not needed any more.
         for ref in project.env_files:
@@ -278,10 +293,10 @@ class Deployer:
             labels = self.labels(spec.name, spec.digest, self.commit)
             self._up(spec.name, spec.project_name, project, labels, images, vault=self.vault_source(spec))
         except PodopsError as exc:
-            log_tail = self.failure_logs(spec, spec.project_name)
-            outcome = self.rollback(spec, recorded, str(exc))
+            failure = self.failure_log(exc, project)
+            outcome = self.rollback(spec, recorded, redact(str(exc), secret_values(project, self.secrets)))
             outcome.duration_s = time.monotonic() - started
-            outcome.log_tail = log_tail
+            outcome.failure_log = failure
             return outcome
         if (recorded or {}).get("strategy") == "blue-green":
             remove_slots(self.podman, self.state_dir, spec.name, spec.project_name)
@@ -300,7 +315,9 @@ class Deployer:
             result = switch.run(slot_version(t.cast(str, spec.digest), images))
         except PodopsError as exc:
             # The old slot was never stopped: it still serves the last good version.
-            return Outcome(ROLLED_BACK if had_active else FAILED, str(exc), time.monotonic() - started)
+            error = redact(str(exc), secret_values(project, self.secrets))
+            served = self.slot_serving(spec, switch.status()["active"]) if had_active else None
+            return Outcome(ROLLED_BACK if had_active else FAILED, error, time.monotonic() - started, failure_log=backend.failure, served=served)
         active_project = backend.project_name(t.cast(str, result.active))
         old_project = (recorded or {}).get("project")
         if old_project and old_project not in backend.projects():
@@ -310,25 +327,19 @@ class Deployer:
             except PodopsError as exc:
                 return Outcome(FAILED, f"slot {result.active} is active, but the old project {old_project} could not be removed: {exc}")
         self.snapshots.save(spec.name, self.repo_dir, spec.rel_dir, spec.files)
-        return Outcome(DEPLOYED, None, time.monotonic() - started, dict(images), project=active_project)
+        served = dataclasses.replace(project, slot_env=project.settings.slot_env(t.cast(str, result.active)))
+        return Outcome(DEPLOYED, None, time.monotonic() - started, dict(images), project=active_project, served=served)
 
-    def failure_logs(self, spec: ServiceSpec, project_name: str) -> list[str]:
-        """What the failed containers of a project said last (for the run report and the notification), before
-        a rollback replaces them; values of its env files and vault plaintexts are redacted."""
+    def slot_serving(self, spec: ServiceSpec, slot: str | None) -> ComposeProject | None:
+        """The compose project the active slot runs (its own copy of the service folder), for the summary's URLs."""
+        copy = os.path.join(self.slot_copies.path(f"{spec.name}-{slot}"), "root", spec.rel_dir) if slot else ""
+        if not copy or not os.path.isdir(copy):
+            return None
         try:
-            containers = self.podman.containers(label=None, project=project_name)
+            old = load_project(copy)
         except PodopsError:
-            return []
-        failing = [c for c in containers if c.state != "running" or c.health == "unhealthy"] or containers
-        hidden = secret_values(spec.service_dir, spec.files, self.secrets.plaintexts.values())
-        lines: list[str] = []
-        for container in failing[:3]:
-            try:
-                said = self.podman.logs(container.id or container.name, LOG_LINES)
-            except PodopsError:
-                continue
-            lines += [f"{container.name}: {redact(line, hidden)[:300]}" for line in said]
-        return lines[-LOG_LINES:]
+            return None
+        return dataclasses.replace(old, slot_env=old.settings.slot_env(slot))
 
     def rollback(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any] | None, error: str) -> Outcome:
         recorded = recorded or {}
@@ -354,7 +365,7 @@ class Deployer:
             self._up(spec.name, project_name, old, labels, images, pins, suffix=".rollback", vault=vault, env=env)
         except PodopsError as exc:
             return Outcome(FAILED, f"{error}; putting the last good version back failed too: {exc}")
-        return Outcome(ROLLED_BACK, error)
+        return Outcome(ROLLED_BACK, error, served=old)
 
     def update_images(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any], running: t.Sequence[Container], pull: bool = True) -> Outcome | None:
         """Fresh images for an unchanged service: pull its mutable images and recreate only the containers
@@ -381,13 +392,13 @@ class Deployer:
                 self.forget_images(previous_image_ref(spec.project_name, svc))
             self._up(spec.name, spec.project_name, project, labels, images, vault=self.vault_source(spec))
         except PodopsError as exc:
-            error = f"new image for {', '.join(changed)} failed: {exc}"
-            log_tail = self.failure_logs(spec, spec.project_name)
+            failure = self.failure_log(exc, project)
+            error = f"new image for {', '.join(changed)} failed: {redact(str(exc), secret_values(project, self.secrets))}"
             try:
                 self._up(spec.name, spec.project_name, project, labels, before, pins=before, suffix=".rollback", vault=self.vault_source(spec))
             except PodopsError as again:
-                return Outcome(FAILED, f"{error}; going back to the previous image failed too: {again}", time.monotonic() - started)
-            return Outcome(ROLLED_BACK, f"{error}; the previous image runs again", time.monotonic() - started, before, log_tail=log_tail)
+                return Outcome(FAILED, f"{error}; going back to the previous image failed too: {again}", time.monotonic() - started, failure_log=failure)
+            return Outcome(ROLLED_BACK, f"{error}; the previous image runs again", time.monotonic() - started, before, failure_log=failure)
         return Outcome(DEPLOYED, None, time.monotonic() - started, images)
 
 
@@ -424,6 +435,7 @@ class ComposeSlots:
         self.images = dict(images)
         self.source = source
         self.stop_timeout = int(project.settings.slots.get("stop_timeout", 10))
+        self.failure: dict[str, t.Any] | None = None  # the failure log of a slot that did not get healthy
 
     def project_name(self, slot: str) -> str:
         return f"{self.base}-{slot}"
@@ -452,7 +464,12 @@ class ComposeSlots:
             copy_dir = self.deployer.slot_copies.prepare(name, source.repo_dir, source.rel_dir, source.files, {}, source.live_dir)
             project = load_project(copy_dir, os.path.join(copy_dir, os.path.basename(self.project.compose_file)))
             project.settings = self.project.settings
-        self.deployer._up(name, self.project_name(slot), project, labels, self.images, vault=vault, env=env)
+        try:
+            self.deployer._up(name, self.project_name(slot), project, labels, self.images, vault=vault, env=env)
+        except HealthError as exc:
+            # The switch stops the slot next: its container's log goes with it, so read it now.
+            self.failure = self.deployer.failure_log(exc, project)
+            raise
 
     def stop(self, slot: str) -> None:
         self.deployer.podman.remove_project(self.project_name(slot), stop_timeout=self.stop_timeout)

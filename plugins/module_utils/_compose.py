@@ -115,6 +115,7 @@ class ComposeProject:
     pod_setting: bool = False  # the file chooses pod use itself (x-podman.in_pod)
     raw: dict = field(default_factory=dict)  # the whole file, for the top-level sections
     slot_env: dict[str, str] = field(default_factory=dict)  # a blue-green slot's PODOPS_SLOT, PODOPS_SLOT_PORT
+    unset: list[str] = field(default_factory=list)  # variables the file uses plainly ($X, ${X}) that have no value
 
     def service_images(self, environ: t.Mapping[str, str] | None = None) -> dict[str, str]:
         """``{compose service: image}`` for services that are not built locally, interpolated."""
@@ -385,6 +386,71 @@ def interpolate(text: str, variables: t.Mapping[str, str]) -> str:
             out.append(char)
             i += 1
     return "".join(out)
+
+
+# A plain use of a variable, ``$NAME`` or ``${NAME}`` (no default, no operator), once ``$$`` escapes are gone.
+_PLAIN_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+# Filled in by podops itself when a blue-green slot starts.
+_PODOPS_VARIABLES = ("PODOPS_SLOT", "PODOPS_SLOT_PORT")
+
+
+def unset_variables(node: t.Any, variables: t.Mapping[str, str]) -> list[str]:
+    """Variables that ``node`` (a compose document) uses without a default and that have no value at all:
+    compose (and podman-compose) puts an empty string there, as ``docker compose`` warns."""
+    found: list[str] = []
+
+    def walk(value: t.Any) -> None:
+        if isinstance(value, str):
+            for match in _PLAIN_VAR.finditer(value.replace("$$", "")):
+                name = match.group(1) or match.group(2)
+                if name not in variables and name not in _PODOPS_VARIABLES and name not in found:
+                    found.append(name)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(node)
+    return found
+
+
+def check_unset_values(compose_name: str, services: t.Mapping[str, t.Any], variables: t.Mapping[str, str], unset: t.Sequence[str]) -> None:
+    """Fail where an unset variable's empty value leaves the file meaning something else: an image without
+    its tag, a published port without its host port (podman would pick a random one)."""
+    if not unset:
+        return
+
+    def missing(text: str) -> list[str]:
+        return [name for name in unset if re.search(rf"\$\{{?{name}\b", text)]
+
+    def refuse(where: str, raw: str, names: list[str]) -> t.NoReturn:
+        raise PodopsError(
+            f"{compose_name}: {where} {raw!r} is invalid once interpolated: {', '.join(names)} "
+            f"{'is' if len(names) == 1 else 'are'} not set. Set {'it' if len(names) == 1 else 'them'} in the service's .env (or give a default: "
+            f"${{{names[0]}:-value}})"
+        )
+
+    for name, svc in services.items():
+        image = svc.get("image") if isinstance(svc, dict) else None
+        if isinstance(image, str) and missing(image):
+            value = interpolate(image, variables)
+            if not value or value.endswith((":", "@", "/")):
+                refuse(f"services.{name}.image", image, missing(image))
+        for port in (svc.get("ports") or []) if isinstance(svc, dict) else []:
+            raw = str(port.get("published", "")) if isinstance(port, dict) else str(port)
+            names = missing(raw)
+            if not names:
+                continue
+            host = _host_port(port, variables) if not isinstance(port, dict) else interpolate(raw, variables)
+            if isinstance(port, dict):
+                empty = not host
+            else:
+                spec = interpolate(raw, variables).split("/", 1)[0]
+                empty = spec.startswith(":") or (host is not None and host.endswith(":")) or "::" in spec
+            if empty:
+                refuse(f"services.{name}.ports", raw, names)
 
 
 def _closing_brace(text: str, start: int) -> int:
@@ -684,6 +750,8 @@ def load_project(service_dir: str, compose_file: str | None = None, environ: t.M
         raw=data,
         override_file=override,
     )
+    project.unset = unset_variables({key: value for key, value in data.items() if key != "x-podops"}, variables)
+    check_unset_values(compose_name, active, variables, project.unset)
     # Interpolate what podops reads now: a required variable without a value (${NAME:?...}) fails this
     # service here, with its name, instead of whatever later step (a summary, another service's clash check).
     project.service_images(environ)

@@ -40,7 +40,6 @@ from ._notify import (
     final_wanted,
     load_memory,
     pending_wanted,
-    redact,
     remember_status,
     run_target_url,
     status_context,
@@ -49,6 +48,7 @@ from ._notify import (
     url_scheme,
     wanted,
 )
+from ._redact import redact
 from ._state import write_json
 
 NO_APPRISE = (

@@ -22,6 +22,23 @@ from ._common import TIMEOUT_DEFAULTS, PodopsError
 from ._podman import Container, Podman
 
 
+class HealthError(PodopsError):
+    """The health gate failed; ``container`` is the one that failed it (when one did), for its logs."""
+
+    def __init__(self, message: str, container: Container | None = None, healthcheck: str | None = None):
+        super().__init__(message)
+        self.container = container
+        self.healthcheck = healthcheck
+
+
+def culprit(containers: t.Sequence[Container], reason: str) -> Container | None:
+    """The container a verdict's reason is about ("container web_1 exited with code 3 ...")."""
+    return next((c for c in containers if f"container {c.name} " in reason), None)
+
+
+ProgressFn = t.Callable[[str], None]
+
+
 def judge_sample(
     containers: t.Sequence[Container],
     expected: t.Iterable[str],
@@ -68,12 +85,18 @@ def wait_healthy(
     clock: t.Callable[[], float] = time.monotonic,
     sleep: t.Callable[[float], None] = time.sleep,
     check_timeout: float = TIMEOUT_DEFAULTS["healthcheck"],
+    progress: ProgressFn | None = None,
+    progress_every: float = 10.0,
 ) -> int:
     """Block until ``samples`` consecutive good samples; raise PodopsError with the last reason on timeout.
 
-    Returns the number of samples taken.
+    Returns the number of samples taken. ``progress`` is told every ``progress_every`` seconds what the gate
+    still waits for (for the people watching a long wait). Raises HealthError, naming the failing container and,
+    for a health gate that never passed, what its healthcheck printed.
     """
-    deadline = clock() + timeout
+    begun = clock()
+    deadline = begun + timeout
+    next_progress = begun + progress_every
     good = taken = 0
     starts: dict[str, int] = {}
     reason = "no sample taken"
@@ -84,10 +107,17 @@ def wait_healthy(
         starts = {c.id: c.started_at for c in containers}
         taken += 1
         if verdict == "fatal":
-            raise PodopsError(reason)
+            raise HealthError(reason, culprit(containers, reason))
         good = good + 1 if verdict == "good" else 0
         if good >= samples:
             return taken
-        if clock() >= deadline:
-            raise PodopsError(f"not healthy after {timeout:g}s: {reason}")
+        now = clock()
+        if now >= deadline:
+            failing = culprit(containers, reason)
+            said = podman.health_output(failing.id) if failing is not None and failing.id in healthy else None
+            message = f"not healthy after {timeout:g}s: {reason}" + (f" (its healthcheck said: {said})" if said else "")
+            raise HealthError(message, failing, said)
+        if progress is not None and now >= next_progress:
+            progress(f"{project}: waiting for health for {now - begun:.0f}s of {timeout:g}s ({reason})")
+            next_progress = now + progress_every
         sleep(interval)

@@ -29,6 +29,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from ._common import PodopsError
+from ._redact import redact
 
 EVENTS = ("failed", "rolled_back", "recovered", "deployed", "pruned", "orphaned")
 DEFAULT_ON = ("failed", "rolled_back", "recovered")
@@ -227,44 +228,6 @@ def url_secrets(url: str) -> set[str]:
     return found
 
 
-def redact(text: str, secrets: t.Iterable[str]) -> str:
-    """``text`` with every secret (longest first) replaced by ``***``."""
-    for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
-def env_values(text: str) -> set[str]:
-    """The values of ``KEY=VALUE`` lines (an env file, a vault plaintext) that are long enough to be secrets."""
-    values = set()
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        value = line.split("=", 1)[1].strip().strip("'\"")
-        if len(value) >= 4:
-            values.add(value)
-    return values
-
-
-def secret_values(service_dir: str, files: t.Iterable[str], plaintexts: t.Iterable[bytes] = ()) -> set[str]:
-    """Values a service's env files (``*.env``, ``.env``, ``*.env.*``) and ansible-vault plaintexts hold: not
-    to be shown in the log lines a notification quotes."""
-    values: set[str] = set()
-    for key in files:
-        name = os.path.basename(key)
-        if not (name == ".env" or name.endswith(".env") or ".env." in name or name.startswith(".env.")):
-            continue
-        try:
-            with open(os.path.join(service_dir, key), "rb") as handle:
-                values |= env_values(handle.read(65536).decode("utf-8", "replace"))
-        except OSError:
-            continue
-    for text in plaintexts:
-        values |= env_values(text.decode("utf-8", "replace"))
-    return values
-
-
 # -- memory -----------------------------------------------------------------------------------------------
 
 
@@ -427,8 +390,12 @@ def build_message(
         if entry.get("error"):
             text += f": {entry['error']}"
         body_services.append(text)
-        for log_line in (entry.get("log_tail") or [])[-LOG_LINES:] if action in ("failed", "rolled_back") else []:
-            body_services.append(f"    | {log_line}")
+        failure = entry.get("failure_log") if action in ("failed", "rolled_back") else None
+        if isinstance(failure, dict):
+            if failure.get("healthcheck"):
+                body_services.append(f"    healthcheck: {failure['healthcheck']}")
+            for log_line in (failure.get("lines") or [])[-LOG_LINES:]:
+                body_services.append(f"    | {failure.get('container') or '?'}: {log_line}")
     if unchanged:
         body_services.append(f"- {unchanged} unchanged")
     if body_services:

@@ -17,7 +17,7 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
-from ._common import LABEL_DIGEST, LABEL_PREFIX, LABEL_SERVICE, SERVICE_NAME_RE, PodopsError, Runner
+from ._common import LABEL_COMMIT, LABEL_DIGEST, LABEL_PREFIX, LABEL_SERVICE, SERVICE_NAME_RE, PodopsError, Runner
 from ._compose import ComposeProject, find_compose_file, load_project
 from ._digest import MISSING, Secrets, changed_files, digest_of, file_map, git_commit, git_tracked_files, walk_files
 from ._podman import Container
@@ -190,6 +190,12 @@ def discover(
                 data = spec.project.writable_binds()
                 rel_files = [rel for rel in walk_files(spec.service_dir) if not under_any(rel, data)]
             spec.project_name = project_name(prefix, name, spec.project.name)
+            compose_rel = os.path.join(rel_dir, os.path.basename(spec.project.compose_file))
+            for variable in spec.project.unset:
+                warnings.append(
+                    f"{compose_rel}: variable {variable} is not set (not in {os.path.join(rel_dir, '.env')} nor the environment); "
+                    "it is replaced by an empty string"
+                )
             always = [(os.path.basename(spec.project.compose_file), spec.project.compose_file, True)]
             always += [(env_key(ref.ref, ref.path, spec.service_dir), ref.path, ref.required) for ref in spec.project.env_files]
             always += referenced_files(spec, runner, repo_dir, tracked is not None)
@@ -314,6 +320,30 @@ def find_squatters(spec: ServiceSpec, by_name: t.Mapping[str, Container]) -> lis
     return squatters
 
 
+def foreign_owner(spec: ServiceSpec, by_name: t.Mapping[str, Container], state: t.Mapping[str, dict], prefix: str) -> str | None:
+    """A container_name of this service held by a container podops deployed for someone else - another env repo,
+    another prefix - named from its io.podops.* labels. Taking it would break that deploy, so the service fails and
+    nothing changes. A service of this repo that left it, or was renamed, is this repo's: it is taken over."""
+    for name in spec.squatters:
+        labels = by_name[name].labels
+        owner = labels.get(LABEL_SERVICE)
+        if not owner:
+            continue  # made by hand: the deploy replaces it (drift)
+        # This state folder deployed that very project (an old compose name, a folder renamed or removed).
+        recorded = state.get(owner) or {}
+        if labels.get(LABEL_PREFIX, "") == (prefix or "") and recorded.get("project") == by_name[name].project:
+            continue
+        other_prefix = labels.get(LABEL_PREFIX, "")
+        commit = (labels.get(LABEL_COMMIT) or "")[:12] or "unknown"
+        return (
+            f"container_name {name!r} is taken by a container podops deployed for another owner: service {owner!r}"
+            f"{f' with project prefix {other_prefix!r}' if other_prefix else ' (no project prefix)'}, compose project "
+            f"{by_name[name].project or 'none'}, commit {commit}. A container name is global on the host: give this service "
+            "another container_name (or remove it from one of the env repos). Nothing was changed."
+        )
+    return None
+
+
 def drift_reason(spec: ServiceSpec, recorded_digest: str, containers: t.Sequence[Container]) -> str | None:
     """Why the running project is not what podops deployed, or None when it is."""
     if spec.squatters:
@@ -396,6 +426,7 @@ def make_plan(
     by_name = {c.name: c for c in containers}
     for spec in specs.values():
         spec.squatters = find_squatters(spec, by_name)
+        spec.error = spec.error or foreign_owner(spec, by_name, state, prefix)
         spec.live_project = serving_project(spec, state.get(spec.name), by_project)
     items = {name: decide(spec, state.get(name), by_project.get(spec.live_project, [])) for name, spec in specs.items()}
     if not with_orphans:

@@ -196,14 +196,10 @@ class Podman:
             if self._snapshot is None or self._snapshot[0] <= started:
                 self._snapshot = (started, containers)
 
-    def logs(self, container: str, lines: int = 10, timeout: float = TIMEOUT_DEFAULTS["podman"]) -> list[str]:
-        """The last ``lines`` lines a container wrote (stdout, then stderr); empty when podman cannot say."""
-        rc, out, err = self.run([self.executable, "logs", "--tail", str(lines), container], timeout=timeout)
-        if rc != 0:
-            return []
-        return [line for line in (out + "\n" + err).splitlines() if line.strip()][-lines:]
-
     def pull(self, image: str, timeout: float = TIMEOUT_DEFAULTS["pull"]) -> None:
+        if image.startswith("localhost/"):
+            # No registry serves localhost/: podman would only report a failed ping of one.
+            raise PodopsError(f"image {image} is not on this host: build or load it here (podman build -t {image} ..., or podman load), then run again")
         rc, out, err = self.run([self.executable, "pull", "--quiet", image], timeout=timeout)
         if rc != 0:
             raise PodopsError(f"image {image} could not be pulled: {last_lines(err or out, 2)}")
@@ -276,6 +272,27 @@ class Podman:
         """Run the container's healthcheck now (works without systemd timers); True when healthy."""
         rc, _out, _err = self.run([self.executable, "healthcheck", "run", container_id], timeout=timeout)
         return rc == 0
+
+    def health_output(self, container_id: str) -> str | None:
+        """What the container's last healthcheck printed ("wget: server returned error: HTTP/1.1 404"), or None."""
+        rc, out, _err = self.run([self.executable, "container", "inspect", "--format", "json", container_id], timeout=TIMEOUT_DEFAULTS["podman"])
+        try:
+            entries = json.loads(out or "[]") if rc == 0 else []
+        except ValueError:
+            return None
+        state = (entries[0].get("State") or {}) if entries and isinstance(entries[0], dict) else {}
+        health = state.get("Health") or state.get("Healthcheck") or {}
+        log = health.get("Log") or [] if isinstance(health, dict) else []
+        output = str((log[-1] or {}).get("Output") or "").strip() if log and isinstance(log[-1], dict) else ""
+        return output or None
+
+    def logs(self, container: str, tail: int = 40) -> list[str]:
+        """The last ``tail`` lines a container printed (stdout, then stderr: podman keeps them apart here)."""
+        rc, out, err = self.run([self.executable, "logs", "--tail", str(tail), container], timeout=TIMEOUT_DEFAULTS["podman"])
+        if rc != 0:
+            return []
+        lines = [line for line in (out or "").splitlines() + (err or "").splitlines() if line.strip()]
+        return lines[-tail:]
 
     def remove_project(self, project: str, stop_timeout: int = 10) -> list[str]:
         """Remove the containers, pod and networks of one compose project; never its volumes."""

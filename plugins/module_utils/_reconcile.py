@@ -9,21 +9,47 @@ PRIVATE to the podops.gitops collection: no API guarantee for other code.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import threading
 import typing as t
 from dataclasses import dataclass, field
 
 from ._apply import DEPLOYED, FAILED, ROLLED_BACK, Deployer, Outcome, apply_all, remove_slots
 from ._common import SERVICE_NAME_RE, PodopsError, Runner, utcnow
+from ._compose import ComposeProject
 from ._deliver import Announcer, unexpected
+from ._diff import service_diff
 from ._digest import Secrets
 from ._notify import NotifySettings
-from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, list_services, make_plan
+from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, list_services, make_plan, select
 from ._podman import Podman, PodmanCompose
 from ._report import RUN_ID_RE, TRIGGERS, build_report, new_run_id, service_entry, write_report
 from ._state import HostLock, RuntimeStore, SnapshotStore, StateStore
 
 PRUNED = "pruned"
+# Lines about long waits, appended while a run goes on (podops-pull prints them as they come; see podops_pull.py).
+PROGRESS_FILE = "progress.log"
+
+
+class Progress:
+    """``<state_dir>/progress.log``: emptied when a run starts, one line per notice, for the people watching."""
+
+    def __init__(self, state_dir: str, echo: t.Callable[[str], None] | None = None):
+        self.path = os.path.join(state_dir, PROGRESS_FILE)
+        self.echo = echo
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with contextlib.suppress(OSError), open(self.path, "w", encoding="utf-8"):
+            os.chmod(self.path, 0o600)
+
+    def __call__(self, line: str) -> None:
+        with self._lock:
+            with contextlib.suppress(OSError), open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(f"{line}\n")
+            if self.echo is not None:
+                self.echo(line)
 
 
 @dataclass
@@ -79,6 +105,13 @@ class Options:
             raise PodopsError(f"podops_service must be the name of one service folder (letters, digits, '.', '_', '-'), not {name!r}. Services: {listing}")
         if name not in names:
             raise PodopsError(f"podops_service {name!r} is not a service of this env repo. Services: {listing}")
+        if self.services:
+            chosen, _warnings = select(names, self.services)
+            if name not in chosen:
+                raise PodopsError(
+                    f"podops_service {name!r} is not one of this host's services (podops_services: {', '.join(self.services)}); "
+                    "nothing was changed. Redeploy it on the host that runs it, or add it to podops_services."
+                )
 
 
 def compute_plan(options: Options, runner: Runner, podman: Podman | None = None) -> tuple[Plan, dict[str, dict]]:
@@ -120,8 +153,11 @@ def vault_needed(plan: Plan, state: t.Mapping[str, dict], secrets: Secrets, stat
     return needed
 
 
-def plan_diff(plan: Plan, prune: bool) -> str:
-    """What ``--diff`` shows: one line per service."""
+def plan_diff(plan: Plan, prune: bool, state_dir: str | None = None, secrets: Secrets | None = None) -> str:
+    """What ``--diff`` shows: one line per service; with ``state_dir``, under each service to deploy the unified
+    diff of its changed files against the last deployed snapshot (secrets masked, see _diff), or for a new
+    service its images and published ports."""
+    snapshots = SnapshotStore(state_dir) if state_dir else None
     marks = {DEPLOY: "~", UNCHANGED: "=", ORPHANED: "-", "failed": "!"}
     lines = []
     for item in plan.items.values():
@@ -134,18 +170,29 @@ def plan_diff(plan: Plan, prune: bool) -> str:
         if item.error:
             text += f" - {item.error}"
         lines.append(text)
+        spec = plan.specs.get(item.name)
+        if snapshots is not None and spec is not None and item.action == DEPLOY:
+            snapshot = snapshots.service_dir(item.name, spec.rel_dir) if item.previous_digest else None
+            lines += service_diff(spec, item.changed_files, snapshot, secrets)
     return "\n".join(lines) + "\n"
 
 
 def urls(spec: ServiceSpec | None) -> list[str]:
-    """Where a service listens, for the summary: ``udp/53`` (``udp/127.0.0.1:53``) for UDP, ``localhost:8080``
-    for TCP, and ``http://localhost:8080/`` only when the service says its ports speak HTTP (x-podops.url_scheme)."""
-    if spec is None or spec.project is None:
+    """Where a service listens, for the summary (see ``project_urls``)."""
+    return project_urls(spec.project) if spec is not None else []
+
+
+def project_urls(project: ComposeProject | None) -> list[str]:
+    """Where a compose project listens: ``udp/53`` (``udp/127.0.0.1:53``) for UDP, ``localhost:8080`` for TCP,
+    and ``http://localhost:8080/`` only when the service says its ports speak HTTP (x-podops.url_scheme)."""
+    if project is None:
         return []
-    scheme = spec.project.settings.url_scheme
+    scheme = project.settings.url_scheme
     found = []
-    for host, protocol in spec.project.published():
+    for host, protocol in project.published():
         ip, _sep, port = host.rpartition(":")
+        if not port:
+            continue  # an empty published port (an unset variable): podman chose one, podops does not know it
         anywhere = ip in ("", "0.0.0.0", "::", "[::]")  # noqa: S104 - a published port, not a bind
         if protocol != "tcp":
             found.append(f"{protocol}/{port}" if anywhere else f"{protocol}/{ip}:{port}")
@@ -191,6 +238,9 @@ class Reconciler:
         self.services: dict[str, dict] = {}
         self.plan: Plan | None = None
         self.announcer: Announcer | None = None
+        # After a rollback: the compose project now serving (the last good version's ports, not the new file's).
+        self.serving: dict[str, ComposeProject] = {}
+        self.progress = Progress(options.state_dir)
 
     def run(self) -> dict[str, t.Any]:
         options = self.options
@@ -209,6 +259,7 @@ class Reconciler:
 
     def _run_locked(self) -> dict[str, t.Any]:
         options = self.options
+        self.progress.start()
         podman = Podman(self.runner, options.podman_executable)
         podman.check_version()
         plan, state = compute_plan(options, self.runner, podman)
@@ -225,6 +276,8 @@ class Reconciler:
                 self.announcer.started(plan.commit, self.run_id, options.trigger)
             except Exception as exc:  # noqa: BLE001 - telling must never stop a deploy
                 self.announcer.results.append(unexpected(exc))
+        # Before anything is applied: a deploy replaces the snapshot the diff compares with.
+        diff_text = plan_diff(plan, options.prune, options.state_dir, options.secrets)
 
         if self.check_mode:
             for item in plan.items.values():
@@ -251,7 +304,7 @@ class Reconciler:
             "report": report,
             "report_path": path,
             "plan": {name: item.as_dict() for name, item in plan.items.items()},
-            "diff_text": plan_diff(plan, options.prune),
+            "diff_text": diff_text,
             "summary": self.summary(plan),
             "warnings": plan.warnings + (self.announcer.warnings() if self.announcer else []),
         }
@@ -269,7 +322,7 @@ class Reconciler:
             self.announcer.results.append(unexpected(exc))
             report["notifications"] = list(self.announcer.results)
 
-    def _entry(self, item: PlanItem, action: str, error: str | None = None, duration: float = 0.0, log_tail: t.Sequence[str] | None = None) -> None:
+    def _entry(self, item: PlanItem, action: str, error: str | None = None, duration: float = 0.0, failure_log: dict | None = None) -> None:
         self.services[item.name] = service_entry(
             action,
             item.reason,
@@ -278,7 +331,7 @@ class Reconciler:
             changed_files=item.changed_files,
             error=error if error is not None else item.error,
             duration_s=duration,
-            log_tail=log_tail,
+            failure_log=failure_log,
         )
 
     @staticmethod
@@ -306,6 +359,7 @@ class Reconciler:
             compose = PodmanCompose(self.runner, options.compose_executable)
             compose.check_version(os.path.join(options.state_dir, "tools.json"))
             deployer = Deployer(podman, compose, options.state_dir, options.project_prefix, plan.commit, options.repo_dir, options.secrets)
+            deployer.progress = self.progress
             recorded_before = dict(state)
 
             def deployed(spec: ServiceSpec, outcome: Outcome | None) -> None:
@@ -316,7 +370,9 @@ class Reconciler:
                     state[spec.name] = _record_success(spec, plan.commit, outcome.images)
                 else:
                     state[spec.name] = _record_failure(state.get(spec.name), spec, outcome.error or "failed")
-                self._entry(plan.items[spec.name], outcome.action, outcome.error, outcome.duration_s, outcome.log_tail)
+                if outcome.served is not None:
+                    self.serving[spec.name] = outcome.served
+                self._entry(plan.items[spec.name], outcome.action, outcome.error, outcome.duration_s, outcome.failure_log)
                 store.save(state)  # after every service: a killed run keeps what finished
 
             def refreshed(spec: ServiceSpec, outcome: Outcome | None) -> None:
@@ -332,7 +388,7 @@ class Reconciler:
                 else:
                     entry.update(status="failed", error=outcome.error, failed_at=utcnow())
                 state[spec.name] = entry
-                self._entry(item, outcome.action, outcome.error, outcome.duration_s, outcome.log_tail)
+                self._entry(item, outcome.action, outcome.error, outcome.duration_s, outcome.failure_log)
                 store.save(state)
 
             def deploy(spec: ServiceSpec) -> Outcome:
@@ -394,13 +450,42 @@ class Reconciler:
             store.save(state)
 
     def summary(self, plan: Plan) -> list[str]:
+        """One line per service: ``web: deployed (changed, 2.1s) http://localhost:8080/``; in check mode
+        ``would deploy``; after a rollback the URLs of the version serving again."""
         lines = []
         for name, entry in sorted(self.services.items()):
-            text = f"{name}: {entry['action']} ({entry['reason']})"
-            links = urls(plan.specs.get(name))
+            action, reason = entry["action"], entry["reason"]
+            if self.check_mode:
+                action = {DEPLOYED: "would deploy", PRUNED: "would prune"}.get(action, action)
+            details = [] if reason in (entry["action"], "unchanged") else [reason]
+            if entry.get("duration_s"):
+                details.append(f"{entry['duration_s']:.1f}s")
+            text = f"{name}: {action}" + (f" ({', '.join(details)})" if details else "")
+            served = self.serving.get(name) or active_slot_project(plan.specs.get(name))
+            links = project_urls(served) if served is not None else urls(plan.specs.get(name))
             if links and entry["action"] in (DEPLOYED, UNCHANGED, ROLLED_BACK):
                 text += " " + " ".join(links)
+            if entry["action"] == ORPHANED and reason != "renamed":
+                text += " - still running: set podops_prune=true to remove its containers (volumes are kept)"
             if entry.get("error"):
                 text += f" - {entry['error']}"
             lines.append(text)
+            lines += failure_lines(entry.get("failure_log"))
         return lines
+
+
+def active_slot_project(spec: ServiceSpec | None) -> ComposeProject | None:
+    """A blue-green service's project as its active slot runs it (``${PODOPS_SLOT_PORT}`` filled in), or None."""
+    if spec is None or spec.project is None or not spec.blue_green or spec.live_project[-2:] not in ("-a", "-b"):
+        return None
+    return dataclasses.replace(spec.project, slot_env=spec.project.settings.slot_env(spec.live_project[-1]))
+
+
+def failure_lines(failure_log: t.Mapping[str, t.Any] | None) -> list[str]:
+    """The summary's lines under a failed service: the failing container's last log lines."""
+    if not failure_log:
+        return []
+    lines = list(failure_log.get("lines") or [])
+    container = failure_log.get("container")
+    head = f"  last {len(lines)} log line(s) of {container} (before the rollback):" if lines else f"  {container} logged nothing"
+    return [head] + [f"  | {line}" for line in lines]

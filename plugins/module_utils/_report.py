@@ -40,7 +40,7 @@ def service_entry(
     changed_files: t.Sequence[str] = (),
     error: str | None = None,
     duration_s: float = 0.0,
-    log_tail: t.Sequence[str] | None = None,
+    failure_log: t.Mapping[str, t.Any] | None = None,
 ) -> dict[str, t.Any]:
     entry = {
         "action": action,
@@ -51,8 +51,10 @@ def service_entry(
         "error": error,
         "duration_s": round(duration_s, 3),
     }
-    if log_tail:
-        entry["log_tail"] = list(log_tail)  # a failure: the last lines its containers wrote (secrets redacted)
+    if failure_log:
+        # A failed or rolled-back service: {"container", "lines" (its last log lines), "healthcheck" (what the
+        # check printed, or null)}, secret values masked; captured before the rollback reused the name.
+        entry["failure_log"] = dict(failure_log)
     return entry
 
 
@@ -94,13 +96,18 @@ def build_report(
     return report
 
 
+LAST_RUN = "last-run.json"
+LAST_CHECK = "last-check.json"  # a check-mode run's report: it never replaces the last real run's
+
+
 def write_report(state_dir: str, report: t.Mapping[str, t.Any], keep: int = 100) -> str:
-    """Write the run's file, then last-run.json; drop the oldest run files beyond ``keep``."""
+    """Write the run's file, then last-run.json (last-check.json for a check-mode run, which changed nothing
+    and must not hide what the last real run did); drop the oldest run files beyond ``keep``."""
     runs = os.path.join(state_dir, "runs")
     ensure_dir(runs)
     path = os.path.join(runs, f"{report['run_id']}.json")
     write_json(path, report)
-    write_json(os.path.join(state_dir, "last-run.json"), report)
+    write_json(os.path.join(state_dir, LAST_CHECK if report.get("check_mode") else LAST_RUN), report)
     names = sorted((os.stat(os.path.join(runs, name)).st_mtime_ns, name) for name in os.listdir(runs) if name.endswith(".json"))
     for _mtime, name in names[: max(0, len(names) - keep)]:
         with contextlib.suppress(OSError):

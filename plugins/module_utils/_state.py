@@ -94,6 +94,12 @@ class StateStore:
             ) from exc
         if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
             raise PodopsError(f"the podops state file {self.path} has no 'services' mapping; move it away and run again")
+        wrong = sorted(str(name) for name, entry in data["services"].items() if not isinstance(entry, dict))
+        if wrong:
+            raise PodopsError(
+                f"the podops state file {self.path} has entries that are not mappings ({', '.join(wrong)}): "
+                "it was not written by podops. Move it away and run again: podops rebuilds what is running from the container labels."
+            )
         return data["services"]
 
     def save(self, services: t.Mapping[str, dict]) -> None:

@@ -29,8 +29,11 @@ description:
     (no git history needed) and the service is reported C(rolled_back); the next run retries it.
   - B(Prune.) Services that left the repo are reported C(orphaned); with O(prune=true) their containers, pod and
     networks are removed (only projects podops deployed; volumes are kept).
-  - B(Report.) A run report is written atomically to C(<state_dir>/last-run.json) and C(<state_dir>/runs/), check
-    mode included.
+  - B(Report.) A run report is written atomically to C(<state_dir>/runs/<run id>.json) and C(<state_dir>/last-run.json);
+    a check-mode run writes C(<state_dir>/last-check.json) instead of C(last-run.json), which keeps the last real run's.
+  - B(Failures.) The error of a failed or rolled-back service carries the last lines (up to 40, secret values masked)
+    of the failing container's log and, for a health gate that never passed, the healthcheck's own output, captured
+    before the rollback; the run report has them in the service's C(failure_log).
   - B(Notify.) With O(notify_urls) one message per run goes to each Apprise URL when something in O(notify_on)
     happened (a repeated failure once); with O(commit_status) the deployed commit gets C(pending), then
     C(success) or C(failure). Both within O(notify_timeout), never failing the run; the outcome is the report's
@@ -56,6 +59,14 @@ options:
       - Remove the containers, pods and networks of services that left the repo. Volumes are never removed.
     type: bool
     default: false
+  service:
+    description:
+      - Redeploy only this service with fresh images (its mutable images are pulled; containers whose image changed
+        are recreated, health-gated, with rollback), with every other option as for the reconcile - the one path
+        C(podops.gitops.redeploy) and C(podops-pull -e podops_service=NAME) take.
+      - It must be a service folder of the repo and, when O(services) is set, one of them; checked before anything
+        runs. Other services are neither planned nor pruned.
+    type: str
   image_updates:
     description:
       - Also pull the mutable images (tags, not digests) of unchanged services and apply the ones whose image
@@ -70,12 +81,14 @@ attributes:
     support: full
     details:
       - In check mode the plan is computed and returned, nothing is pulled, started or stopped, and the run report
-        is written with C(check_mode=true).
+        is written with C(check_mode=true) to C(last-check.json); the summary says C(would deploy).
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
-      - The diff lists each service with the action and reason, and the files that changed.
+      - The diff lists each service with the action and reason, and the files that changed; for a service to deploy,
+        a unified diff of each changed text file against the last deployed snapshot (values of env files and
+        ansible-vault or secret files masked, binary files named only); for a new service its images and ports.
   idempotent:
     description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
@@ -103,6 +116,13 @@ EXAMPLES = r"""
     trigger: timer
   register: podops_result
 
+- name: Redeploy one service with fresh images, with the same options as the reconcile
+  podops.gitops.compose_deploy:
+    repo_dir: /srv/env-repo
+    services: [web, "db-*"]
+    project_prefix: prod-
+    service: web
+
 - name: Show what would change
   podops.gitops.compose_deploy:
     repo_dir: /srv/env-repo
@@ -112,7 +132,11 @@ EXAMPLES = r"""
 
 RETURN = r"""
 report:
-  description: The run report, as written to C(last-run.json).
+  description:
+    - The run report, as written to C(last-run.json) (C(last-check.json) in check mode).
+    - A failed or rolled-back service whose container failed the health gate also has C(failure_log) -
+      C(container), C(lines) (its last log lines, up to 40, secret values masked, read before the rollback) and
+      C(healthcheck) (what its healthcheck printed last, or null).
   returned: success or service failure
   type: dict
   sample:
@@ -132,6 +156,18 @@ report:
         previous_digest: 60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752
         error: null
         duration_s: 2.1
+      api:
+        action: rolled_back
+        reason: changed
+        changed_files: [compose.yaml]
+        digest: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
+        previous_digest: fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9
+        error: "not healthy after 30s: container api_app_1 is not healthy yet (its healthcheck said: wget: server returned error: HTTP/1.1 404 Not Found)"
+        duration_s: 31.4
+        failure_log:
+          container: api_app_1
+          lines: ["listening on :8080", "GET /healthz 404"]
+          healthcheck: "wget: server returned error: HTTP/1.1 404 Not Found"
 report_path:
   description: Path of this run's report under C(<state_dir>/runs/).
   returned: success or service failure
@@ -149,7 +185,13 @@ summary:
   returned: success or service failure
   type: list
   elements: str
-  sample: ["web: deployed (changed) http://localhost:8080/", "dns: unchanged (unchanged) udp/53 localhost:53"]
+  sample:
+    - "web: deployed (changed, 2.1s) http://localhost:8080/"
+    - "dns: unchanged udp/53 localhost:53"
+    - "api: rolled_back (changed, 31.4s) localhost:8081 - not healthy after 30s: container api_app_1 is not healthy yet"
+    - "  last 2 log line(s) of api_app_1 (before the rollback):"
+    - "  | listening on :8080"
+    - "  | GET /healthz 404"
 failed_services:
   description: Services that failed or were rolled back.
   returned: success or service failure
@@ -170,6 +212,7 @@ def main() -> None:
         services={"type": "list", "elements": "str", "default": []},
         prune={"type": "bool", "default": False},
         image_updates={"type": "bool", "default": False},
+        service={"type": "str"},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_YAML:

@@ -21,8 +21,9 @@ description:
     reconcile would, with freshly pulled images.
   - The service name is checked before anything runs; an unknown or malformed name (C(../x), C(a/b), empty) is
     refused with the list of valid services.
-  - This is what C(ansible-playbook podops.gitops.redeploy -e podops_service=NAME) runs, and what the webhook's
-    C(/redeploy-and-update/{service}) route will run.
+  - The same as M(podops.gitops.compose_deploy) with O(podops.gitops.compose_deploy#module:service), which
+    C(ansible-playbook podops.gitops.redeploy -e podops_service=NAME) and C(podops-pull -e podops_service=NAME) run
+    (with every other option of the reconcile, such as C(services)); use this module in a task of your own.
   - Notifications (O(notify_urls)) and the commit status (O(commit_status)) work as for
     M(podops.gitops.compose_deploy).
 author:
@@ -76,7 +77,7 @@ summary:
   returned: success or service failure
   type: list
   elements: str
-  sample: ["app: deployed (image) http://localhost:8080/"]
+  sample: ["app: deployed (image, 3.0s) http://localhost:8080/"]
 failed_services:
   description: The service, when it failed or was rolled back.
   returned: success or service failure

@@ -136,6 +136,7 @@ class Run:
     stderr: str
     state_dir: Path
     output: dict = field(default_factory=dict)
+    check: bool = False  # a check-mode run: its report is last-check.json
 
     @property
     def task(self) -> dict:
@@ -163,7 +164,7 @@ class Run:
 
     @property
     def report(self) -> dict:
-        return json.loads((self.state_dir / "last-run.json").read_text())
+        return json.loads((self.state_dir / ("last-check.json" if self.check else "last-run.json")).read_text())
 
 
 class Host:
@@ -207,7 +208,7 @@ class Host:
             output = json.loads(proc.stdout[proc.stdout.index("{") :]) if "{" in proc.stdout else {}
         except ValueError:
             output = {}
-        return Run(proc.returncode, proc.stdout, proc.stderr, self.state_dir, output)
+        return Run(proc.returncode, proc.stdout, proc.stderr, self.state_dir, output, check=check)
 
     def containers(self, service: str | None = None) -> list[dict]:
         args = ["podman", "ps", "-a", "--format", "json", "--filter", f"label=io.podops.prefix={self.prefix}"]

@@ -91,6 +91,16 @@ def blue_green_service(ports: dict[str, int], nginx: NginxProxy, health: str = H
     )
 
 
+def summary_line(run, service: str) -> str:
+    """The playbook summary's line for ``service``."""
+    for play in run.output.get("plays", []):
+        for task in play.get("tasks", []):
+            if task["task"]["name"].endswith("Summary"):
+                lines = next(iter(task["hosts"].values()))["msg"]
+                return next(line for line in lines if line.startswith(f"{service}: "))
+    raise AssertionError(f"no summary line for {service}")
+
+
 def marker(host, name: str) -> dict:
     return json.loads((host.state_dir / "ab" / f"{name}.json").read_text())
 
@@ -109,6 +119,7 @@ def test_switch_a_b_a_with_zero_failed_requests(host, repo, nginx):
     first = host.reconcile(repo)
     assert first.rc == 0, first
     assert first.report["services"]["bg"]["action"] == "deployed"
+    assert f"127.0.0.1:{ports['a']}" in summary_line(first, "bg"), "the summary links the active slot's port"
     assert marker(host, "bg")["active"] == "a"
     assert http_get(nginx.port) == "v1"
     assert http_get(ports["a"]) == "v1"
@@ -129,6 +140,7 @@ def test_switch_a_b_a_with_zero_failed_requests(host, repo, nginx):
             assert run.rc == 0, run
             assert run.report["services"]["bg"]["action"] == "deployed"
             assert marker(host, "bg")["active"] == slot
+            assert f"127.0.0.1:{ports[slot]}" in summary_line(run, "bg")
             assert slot_projects(host) == {f"{host.prefix}bg-{slot}": "running"}, "the old slot is stopped after the switch"
             after_switch.append((version, len(poller.bodies), -1))
             time.sleep(0.5)
@@ -164,6 +176,9 @@ def test_a_broken_standby_is_rejected_and_the_active_slot_keeps_serving(host, re
     entry = run.report["services"]["bg"]
     assert entry["action"] == "rolled_back"
     assert "slot b" in entry["error"] and "did not get healthy, so it was stopped and slot a stays active" in entry["error"]
+    # the standby's log was read before the switch stopped it; the summary links the slot still serving (issue 14)
+    assert entry["failure_log"]["container"] == f"{host.prefix}bg-b_web_1", entry
+    assert f"127.0.0.1:{ports['a']} - " in summary_line(run, "bg") and str(ports["b"]) not in summary_line(run, "bg").split(" - ")[0]
     assert http_get(nginx.port) == "good"
     assert host.ids("bg") == active_ids, "the active slot was not touched"
     assert marker(host, "bg")["active"] == "a"

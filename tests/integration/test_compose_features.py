@@ -203,7 +203,7 @@ def test_a_dependency_that_never_becomes_healthy_is_rolled_back(host, repo):
             f"services:\n"
             f"  db:\n    image: {IMAGE}\n"
             f'    healthcheck: {{test: ["CMD", "{check}"], interval: 1s, retries: 1}}\n'
-            f"  web:\n    image: {IMAGE}\n    ports: [\"127.0.0.1:{port}:8080\"]\n"
+            f'  web:\n    image: {IMAGE}\n    ports: ["127.0.0.1:{port}:8080"]\n'
             "    depends_on:\n      db: {condition: service_healthy}\n"
         )
 

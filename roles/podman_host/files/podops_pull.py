@@ -12,8 +12,9 @@ launcher ``<install dir>/bin/podops-pull`` with the podops venv's Python. What i
    ``git verify-commit`` *before* the checkout moves, then a hard reset (untracked files such as the
    gitignored ``secrets/`` stay);
 3. runs the env repo's ``local.yml`` (or ``podops.gitops.reconcile`` when the repo has none) with
-   ansible-playbook on localhost, passing every other argument through; with ``-e podops_service=NAME``
-   it runs ``podops.gitops.redeploy`` instead. Every run reconciles: failed services are retried on
+   ansible-playbook on localhost, passing every other argument through; ``-e podops_service=NAME`` (a
+   redeploy of one service with fresh images) runs the very same playbook, so it has exactly the settings of
+   the reconcile (``local.yml``'s, the env repo's ``group_vars/all.yml``). Every run reconciles: failed services are retried on
    every tick, not only when a new commit arrived (no ansible-pull ``--only-if-changed``);
 4. or, instead of 3, takes the *fast lane* when only files under the services folder changed since the last
    full playbook run that succeeded (and that run is younger than ``fast_lane_max_age`` seconds, the
@@ -28,6 +29,7 @@ otherwise the status of ansible-playbook. No shell is involved anywhere: every c
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import fcntl
@@ -42,6 +44,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import typing as t
 
@@ -50,6 +53,28 @@ EXIT_ERROR = 1
 EXIT_BUSY = 75
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
 SSH_URL_RE = re.compile(r"^(ssh://|git\+ssh://|ssh\+git://|[\w.-]+@[\w.-]+:)")
+
+
+USAGE = """\
+usage: podops-pull [--config FILE] [--jitter SECONDS] [ansible-playbook arguments ...]
+
+Fetch the env repo and reconcile this host under the host lock (what the timer, cron and the webhook shim run).
+
+  --config FILE       podops-pull's settings (default /opt/podops/etc/pull.json, written by podops.gitops.bootstrap)
+  --jitter SECONDS    wait a random time up to SECONDS first
+  -e podops_service=NAME
+                      redeploy one service with fresh images, with the env repo's settings (local.yml)
+  -e podops_trigger=cli|timer|webhook|laptop, -e podops_run_id=ID
+                      recorded in the run report (<state dir>/runs/<run id>.json)
+  -h, --help          print this help and exit (nothing is fetched or run)
+
+Any other argument goes to ansible-playbook unchanged (for example --check --diff).
+Exit status: 0 ok, 1 error before the playbook, 75 the host lock is busy, else ansible-playbook's."""
+
+
+def wants_help(argv: list[str]) -> bool:
+    """-h/--help among podops-pull's own options or as the only argument: print the help, touch nothing."""
+    return any(arg in ("-h", "--help") for arg in argv)
 
 
 class PullError(Exception):
@@ -224,7 +249,8 @@ class Git:
     def fetch_error(self, stderr: str) -> str:
         version = self.config["repo_version"]
         text = stderr.strip()
-        last = text.splitlines()[-1] if text else "no output"
+        # git's whole message: the first lines ("fatal: unable to access ...") say why, the last often only "exiting".
+        last = " / ".join(line.strip() for line in text.splitlines() if line.strip()) or "no output"
         if "couldn't find remote ref" in text or "not our ref" in text or "unadvertised object" in text:
             heads = self.run("ls-remote", "--heads", "--tags", self.url)
             names = sorted({line.split("\t", 1)[1].split("/", 2)[-1] for line in heads.stdout.splitlines() if "\t" in line})
@@ -310,13 +336,13 @@ def write_failed_report(state_dir: str, run_id: str, trigger: str, started: str,
         os.replace(tmp, path)
 
 
-def playbook_argv(config: dict[str, t.Any], args: list[str], service: str | None, run_id: str, passed_run_id: bool) -> list[str]:
+def playbook_argv(config: dict[str, t.Any], args: list[str], run_id: str, passed_run_id: bool) -> list[str]:
+    """The env repo's playbook for every run, a redeploy (``-e podops_service=NAME``, passed on) included: one path,
+    so a redeploy can never run with other settings (project prefix, podops_services) than the reconcile."""
     repo_dir = config["repo_dir"]
     argv = [config["ansible_playbook"], "-i", "localhost,", "-c", "local"]
     local = os.path.join(repo_dir, config.get("playbook") or "local.yml")
-    if service is not None:
-        argv.append("podops.gitops.redeploy")
-    elif os.path.isfile(local):
+    if os.path.isfile(local):
         argv.append(local)
     else:
         log(f"the env repo has no {os.path.basename(local)}: running podops.gitops.reconcile on it")
@@ -407,7 +433,7 @@ def run_lane(lane_module: t.Any, lane: t.Any, config: dict[str, t.Any], trigger:
         log(f"run {run_id}: the run needs ansible-vault plaintext; running the playbook")
         return None
     for line in result.get("summary") or []:
-        log(line)
+        log(f"run {run_id}: {line}")
     for warning in result.get("warnings") or []:
         log(f"warning: {warning}")
     failed = result.get("failed_services") or []
@@ -440,7 +466,53 @@ def child_env(config: dict[str, t.Any]) -> dict[str, str]:
     return env
 
 
-def summarize(state_dir: str, run_id: str) -> None:
+PROGRESS_FILE = "progress.log"  # the engine's notices about long waits (plugins/module_utils/_reconcile.py)
+
+
+class ProgressTail:
+    """Prints the engine's progress lines (``<state dir>/progress.log``) as they come, while a run goes on."""
+
+    def __init__(self, state_dir: str, run_id: str, interval: float = 1.0):
+        self.path = os.path.join(state_dir, PROGRESS_FILE)
+        self.run_id = run_id
+        self.interval = interval
+        self.offset = 0
+        self.done = threading.Event()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)  # the last run's lines are not this run's
+        self.thread = threading.Thread(target=self._loop, name="podops-progress", daemon=True)
+
+    def __enter__(self) -> ProgressTail:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: t.Any) -> None:
+        self.done.set()
+        self.thread.join(timeout=5)
+        self.poll()
+
+    def _loop(self) -> None:
+        while not self.done.wait(self.interval):
+            self.poll()
+
+    def poll(self) -> None:
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as handle:
+                handle.seek(0, os.SEEK_END)
+                if handle.tell() < self.offset:
+                    self.offset = 0  # emptied by the engine when its run started
+                handle.seek(self.offset)
+                data = handle.read()
+        except OSError:
+            return
+        complete = data[: data.rfind("\n") + 1]
+        self.offset += len(complete.encode("utf-8"))
+        for line in complete.splitlines():
+            log(f"run {self.run_id}: {line}")
+
+
+def summarize(state_dir: str, run_id: str, failures: bool = True) -> None:
+    """The run's one-line result; with ``failures``, each failed service's error and last log lines first."""
     path = os.path.join(state_dir, "runs", f"{run_id}.json")
     try:
         with open(path, encoding="utf-8") as handle:
@@ -454,11 +526,23 @@ def summarize(state_dir: str, run_id: str) -> None:
         action = outcome.get("action", "?")
         counts[action] = counts.get(action, 0) + 1
     parts = ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) or "no services"
+    for name, outcome in sorted(services.items()):
+        if failures and outcome.get("action") in ("failed", "rolled_back"):
+            log(f"run {run_id}: {name}: {outcome.get('action')} - {outcome.get('error')}")
+            failure = outcome.get("failure_log") or {}
+            lines = failure.get("lines") or []
+            if failure:
+                log(f"run {run_id}: {name}: last {len(lines)} log line(s) of {failure.get('container')} (before the rollback):")
+            for line in lines:
+                log(f"run {run_id}: {name}: | {line}")
     log(f"run {run_id}: result={report.get('result')} commit={(report.get('commit') or '-')[:12]} ({parts}); report {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if wants_help(argv):
+        print(USAGE)
+        return 0
     started = utc_now()
     try:
         config_path, jitter, args = split_args(argv)
@@ -469,6 +553,9 @@ def main(argv: list[str] | None = None) -> int:
     given = extra_vars(args)
     trigger = given.get("podops_trigger", "cli")
     service = given.get("podops_service")
+    if service is not None and not service.strip():
+        print("podops-pull: error: podops_service is empty: name the service folder to redeploy (-e podops_service=NAME)", file=sys.stderr)
+        return EXIT_ERROR
     run_id = given.get("podops_run_id") or new_run_id()
     if not RUN_ID_RE.match(run_id):
         print(f"podops-pull: error: podops_run_id {run_id!r} must be letters, digits, . _ - (at most 64, not starting with '.')", file=sys.stderr)
@@ -504,15 +591,17 @@ def main(argv: list[str] | None = None) -> int:
         lane, why = lane_module.decide(state_dir, config["repo_dir"], commit, kept_args, fingerprint, max_age(config))
         if lane is not None:
             log(f"run {run_id}: fast lane ({why})")
-            rc = run_lane(lane_module, lane, config, trigger, run_id)
+            with ProgressTail(state_dir, run_id):
+                rc = run_lane(lane_module, lane, config, trigger, run_id)
             if rc is not None:
-                summarize(state_dir, run_id)
+                summarize(state_dir, run_id, failures=False)  # the lane printed the engine's summary already
                 return rc
         else:
             log(f"run {run_id}: full playbook run ({why})")
-    argv_playbook = playbook_argv(config, args, service, run_id, "podops_run_id" in given)
+    argv_playbook = playbook_argv(config, args, run_id, "podops_run_id" in given)
     log(f"run {run_id}: {' '.join(shlex.quote(a) for a in argv_playbook)}")
-    result = subprocess.run(argv_playbook, cwd=config["repo_dir"], env=child_env(config), check=False)
+    with ProgressTail(state_dir, run_id):
+        result = subprocess.run(argv_playbook, cwd=config["repo_dir"], env=child_env(config), check=False)
     summarize(state_dir, run_id)
     if result.returncode != 0:
         print(f"podops-pull: error: the reconcile failed (ansible-playbook exit {result.returncode}); see the output above", file=sys.stderr, flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,72 @@ def test_a_hanging_git_is_ended_and_fails_the_pull(tmp_path, monkeypatch):
     with pytest.raises(podops_pull.PullError, match=r"'git fetch' timed out after 1s; its processes were ended"):
         git.run("-C", str(tmp_path / "checkout"), "fetch", "--quiet", "origin", "main")
     assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["-h"], ["--config", "/nonexistent/pull.json", "--help"]])
+def test_help_only_prints_help(argv, capsys, tmp_path, monkeypatch):
+    # No config, no lock, no fetch: a git on PATH that would record a call is never run.
+    marker = tmp_path / "git-ran"
+    fake = tmp_path / "bin" / "git"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    assert podops_pull.main(argv) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("usage: podops-pull")
+    assert "podops_service=NAME" in out.out
+    assert out.err == ""
+    assert not marker.exists()
+
+
+def test_a_fetch_error_keeps_gits_whole_message():
+    git = podops_pull.Git({"repo_url": "https://git.invalid/env.git", "repo_dir": "/nonexistent", "repo_version": "main"})
+    stderr = "fatal: unable to access 'https://git.invalid/env.git/': Could not resolve host: git.invalid\nerror: something more\n"
+    message = git.fetch_error(stderr)
+    assert "Could not resolve host: git.invalid" in message
+    assert "error: something more" in message
+
+
+def test_an_empty_service_to_redeploy_is_refused_before_anything_runs(capsys, tmp_path):
+    config = tmp_path / "pull.json"
+    fields = {"repo_url": str(tmp_path / "repo"), "repo_version": "main", "repo_dir": str(tmp_path / "checkout"), "state_dir": str(tmp_path / "state")}
+    config.write_text(json.dumps(dict(fields, ansible_playbook="/nonexistent/ansible-playbook", python="/nonexistent/python")))
+    assert podops_pull.main(["--config", str(config), "-e", "podops_service="]) == podops_pull.EXIT_ERROR
+    assert "podops_service is empty" in capsys.readouterr().err
+    assert not (tmp_path / "state").exists()
+
+
+def test_the_log_of_a_full_run_shows_each_failed_service_and_its_last_log_lines(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    failure = {"container": "app_web_1", "lines": ["booting", "fatal: no config"], "healthcheck": None}
+    report = {
+        "result": "failed",
+        "commit": "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+        "services": {
+            "app": {"action": "rolled_back", "error": "container app_web_1 exited with code 3", "failure_log": failure},
+            "web": {"action": "unchanged", "error": None},
+        },
+    }
+    (runs / "r1.json").write_text(json.dumps(report))
+    podops_pull.summarize(str(tmp_path), "r1")
+    assert capsys.readouterr().out.splitlines() == [
+        "podops-pull: run r1: app: rolled_back - container app_web_1 exited with code 3",
+        "podops-pull: run r1: app: last 2 log line(s) of app_web_1 (before the rollback):",
+        "podops-pull: run r1: app: | booting",
+        "podops-pull: run r1: app: | fatal: no config",
+        f"podops-pull: run r1: result=failed commit=4b825dc642cb (1 rolled_back, 1 unchanged); report {runs / 'r1.json'}",
+    ]
+
+
+def test_progress_lines_are_printed_as_the_engine_writes_them(tmp_path, capsys):
+    (tmp_path / "progress.log").write_text("left over from the last run\n")
+    tail = podops_pull.ProgressTail(str(tmp_path), "r2", interval=0.05)
+    assert not (tmp_path / "progress.log").exists(), "the last run's lines are not this run's"
+    with tail:
+        (tmp_path / "progress.log").write_text("")  # the engine empties it when its run starts
+        with open(tmp_path / "progress.log", "a") as handle:
+            handle.write("web: waiting for health for 10s of 60s (container web_1 is not healthy yet)\n")
+            handle.write("half a li")
+    assert capsys.readouterr().out.splitlines() == ["podops-pull: run r2: web: waiting for health for 10s of 60s (container web_1 is not healthy yet)"]

@@ -652,3 +652,43 @@ def test_slot_variables_interpolate_the_published_port(tmp_path):
     slot_b = dataclasses.replace(project, slot_env=project.settings.slot_env("b"))
 
     assert slot_b.published_ports() == ["127.0.0.1:8082"]
+
+
+# --- unset variables (issue 14) ---------------------------------------------------------------------
+
+
+def _write(tmp_path, document, dotenv=None):
+    (tmp_path / "compose.yaml").write_text(json.dumps(document))
+    if dotenv is not None:
+        (tmp_path / ".env").write_text(dotenv)
+
+
+def test_an_unset_variable_is_listed_and_a_default_or_a_value_is_not(tmp_path):
+    _write(
+        tmp_path,
+        {"services": {"web": {"image": "x", "environment": {"A": "${GREETING}", "B": "$$LITERAL", "C": "${SET}", "D": "${OTHER:-d}", "E": "$BARE"}}}},
+        "SET=1\n",
+    )
+    assert load_project(str(tmp_path), environ={}).unset == ["GREETING", "BARE"]
+
+
+@pytest.mark.parametrize(
+    ("ports", "image"),
+    [
+        (["127.0.0.1:${PORT}:8080"], "x"),
+        (["${PORT}:8080"], "x"),
+        ([{"target": 8080, "published": "${PORT}"}], "x"),
+        (["8080:8080"], "app:${TAG}"),
+    ],
+)
+def test_an_unset_variable_that_empties_a_port_or_a_tag_fails_the_service(tmp_path, ports, image):
+    _write(tmp_path, {"services": {"web": {"image": image, "ports": ports}}})
+    with pytest.raises(PodopsError, match=r"compose.yaml: services\.web\.(ports|image) .* is invalid once interpolated: (PORT|TAG) is not set"):
+        load_project(str(tmp_path), environ={})
+
+
+def test_an_unset_variable_in_a_port_with_a_value_from_dotenv_is_fine(tmp_path):
+    _write(tmp_path, {"services": {"web": {"image": "x", "ports": ["127.0.0.1:${PORT}:8080"]}}}, "PORT=8123\n")
+    project = load_project(str(tmp_path), environ={})
+    assert project.unset == []
+    assert project.published_ports({}) == ["127.0.0.1:8123"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from ansible_collections.podops.gitops.plugins.module_utils._common import PodopsError
-from ansible_collections.podops.gitops.plugins.module_utils._health import judge_sample, wait_healthy
+from ansible_collections.podops.gitops.plugins.module_utils._health import HealthError, judge_sample, wait_healthy
 from ansible_collections.podops.gitops.plugins.module_utils._podman import Container
 
 WEB_ID = "75593aafccdeba07393f7403e14734e82b23f47c80823cd92fd1b004bad48b0b"
@@ -164,6 +164,9 @@ class FakePodman:
         self.healthchecks.append(container_id)
         return self.health_results.pop(0) if len(self.health_results) > 1 else self.health_results[0]
 
+    def health_output(self, container_id):
+        return None
+
 
 def wait(podman, fake, timeout=10.0, samples=3, interval=0.5, expected=("web",), oneshot=()):
     return wait_healthy(podman, "t1web", list(expected), list(oneshot), timeout, samples, interval, clock=fake.clock, sleep=fake.sleep)
@@ -237,3 +240,35 @@ def test_wait_accepts_a_finished_oneshot(ps_entry):
 
     assert wait(podman, fake, samples=1, expected=("web", "migrate"), oneshot=("migrate",)) == 1
     assert fake.sleeps == []
+
+
+def test_a_health_gate_that_never_passes_names_the_container_and_says_what_its_check_printed(ps_entry):
+    fake = FakeClock()
+    podman = FakePodman([[ps_entry("unhealthy")]], [False])
+    podman.health_output = lambda container_id: "wget: server returned error: HTTP/1.1 404 Not Found"
+    progress = []
+
+    with pytest.raises(HealthError) as err:
+        wait_healthy(podman, "t1web", ["web"], [], 25.0, 2, 1.0, clock=fake.clock, sleep=fake.sleep, progress=progress.append)
+
+    assert str(err.value) == (
+        "not healthy after 25s: container t1web_web_1 is not healthy yet (its healthcheck said: wget: server returned error: HTTP/1.1 404 Not Found)"
+    )
+    assert err.value.container.name == "t1web_web_1"
+    assert err.value.healthcheck == "wget: server returned error: HTTP/1.1 404 Not Found"
+    # every 10 s, what it waits for and for how long
+    assert progress == [
+        "t1web: waiting for health for 10s of 25s (container t1web_web_1 is not healthy yet)",
+        "t1web: waiting for health for 20s of 25s (container t1web_web_1 is not healthy yet)",
+    ]
+
+
+def test_a_crashed_container_is_named_for_its_logs(ps_entry):
+    fake = FakeClock()
+    podman = FakePodman([[ps_entry("exited")]], [False])
+
+    with pytest.raises(HealthError) as err:
+        wait(podman, fake, timeout=60.0)
+
+    assert err.value.container.name == "t1web_web_1"
+    assert err.value.healthcheck is None

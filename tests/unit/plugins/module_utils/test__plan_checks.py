@@ -13,7 +13,15 @@ import pytest
 from ansible_collections.podops.gitops.plugins.module_utils._common import PodopsError
 from ansible_collections.podops.gitops.plugins.module_utils._compose import load_project
 from ansible_collections.podops.gitops.plugins.module_utils._digest import Secrets, file_map
-from ansible_collections.podops.gitops.plugins.module_utils._plan import ServiceSpec, check_vault_files, drift_reason, find_squatters, list_services, make_plan
+from ansible_collections.podops.gitops.plugins.module_utils._plan import (
+    ServiceSpec,
+    check_vault_files,
+    drift_reason,
+    find_squatters,
+    foreign_owner,
+    list_services,
+    make_plan,
+)
 
 VAULT = "$ANSIBLE_VAULT;1.1;AES256\n6161616161\n"
 
@@ -96,6 +104,37 @@ def test_container_of_another_project_under_our_default_name_is_a_squatter(shop,
     squatter.name = "t1shop_migrate_1"
 
     assert find_squatters(shop, {squatter.name: squatter}) == ["t1shop_migrate_1"]
+
+
+# --- foreign_owner (issue 14) ---------------------------------------------------------------------------------
+
+
+def test_a_container_name_held_by_another_owners_podops_container_is_refused_naming_it(shop, make_container):
+    other = make_container("staging-api", "db", "a" * 64, "api", prefix="staging-")
+    other.name = "shop-db"
+    shop.squatters = ["shop-db"]
+
+    error = foreign_owner(shop, {"shop-db": other}, {}, "t1")
+
+    assert error == (
+        "container_name 'shop-db' is taken by a container podops deployed for another owner: service 'api' with project prefix "
+        "'staging-', compose project staging-api, commit 000000000000. A container name is global on the host: give this service "
+        "another container_name (or remove it from one of the env repos). Nothing was changed."
+    )
+
+
+def test_a_container_name_held_by_this_state_folders_own_old_project_or_by_hand_is_taken_over(shop, make_container):
+    renamed = make_container("t1oldshop", "db", "a" * 64, "oldshop", prefix="t1")
+    renamed.name = "shop-db"
+    shop.squatters = ["shop-db"]
+    assert foreign_owner(shop, {"shop-db": renamed}, {"oldshop": {"project": "t1oldshop"}}, "t1") is None
+    by_hand = make_container("x", "db", "a" * 64)
+    by_hand.name, by_hand.labels = "shop-db", {}
+    assert foreign_owner(shop, {"shop-db": by_hand}, {}, "t1") is None
+    # Same service name and prefix, but another state folder deployed it (another env repo): refused.
+    twin = make_container("t1shop-other", "db", "a" * 64, "shop", prefix="t1")
+    twin.name = "shop-db"
+    assert "another owner: service 'shop'" in foreign_owner(shop, {"shop-db": twin}, {}, "t1")
 
 
 # --- drift_reason ------------------------------------------------------------------------------------------------

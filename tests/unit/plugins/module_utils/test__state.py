@@ -371,3 +371,10 @@ def test_remove_snapshot(tmp_path, env_repo):
     assert store.service_dir("web", "services/web") is None
     assert os.listdir(tmp_path / "state" / "snapshots") == ["db"]
     assert os.path.isfile(tmp_path / "repo" / "services" / "web" / "data" / "db.sqlite")  # never the live data
+
+
+def test_a_state_file_whose_entries_are_not_mappings_names_its_path(tmp_path):
+    (tmp_path / "state.json").write_text('{"version": 1, "services": {"web": "deployed", "api": {}}}')
+    with pytest.raises(PodopsError) as err:
+        StateStore(str(tmp_path)).load()
+    assert str(err.value).startswith(f"the podops state file {tmp_path / 'state.json'} has entries that are not mappings (web)")

@@ -44,10 +44,11 @@ def test_check_mode_plans_and_starts_nothing(env_repo, tmp_path, capsys):
     prefix = f"u{os.getpid()}-"
     result = run_module(compose_deploy, {"repo_dir": str(env_repo), "state_dir": str(state), "project_prefix": prefix}, capsys, check_mode=True, diff=True)
     assert result["changed"] is True
-    assert result["diff"]["prepared"] == "+ web: deploy (new)\n"
+    assert result["diff"]["prepared"] == "+ web: deploy (new)\n    images: localhost/podops-demo:1\n    published ports: none\n"
     assert result["report"]["check_mode"] is True
     assert result["report"]["services"]["web"]["action"] == "deployed"
-    assert json.loads((state / "last-run.json").read_text())["run_id"] == result["report"]["run_id"]
+    assert json.loads((state / "last-check.json").read_text())["run_id"] == result["report"]["run_id"]
+    assert not (state / "last-run.json").exists(), "a check run never replaces the last real run's report"
     assert not (state / "state.json").exists()
     listed = subprocess.run(["podman", "ps", "-a", "-q", "--filter", f"label=io.podops.prefix={prefix}"], capture_output=True, text=True, check=True)
     assert listed.stdout == ""
