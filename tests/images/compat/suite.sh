@@ -4,7 +4,7 @@
 # newest ansible-core pip offers for this Python (with its own consistent `ansible` bundle).
 # Prints one "compat:" line per lane: platform, versions, test counts, result.
 set -u
-cd /src
+cd /src || exit 1
 pinned_tests=${PODOPS_COMPAT_TESTS:?}
 newest_tests=${PODOPS_COMPAT_NEWEST_TESTS:-$pinned_tests}
 lanes=${PODOPS_COMPAT_LANES:-pinned newest}
