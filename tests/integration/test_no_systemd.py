@@ -14,16 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT, sh
-
-WEBHOOK_PLAY = """\
----
-- name: Install the webhook shim
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  roles:
-    - role: podops.gitops.webhook
-"""
+from test_webhook_role import PLAY as WEBHOOK_PLAY
 
 
 @pytest.fixture(autouse=True)
