@@ -33,8 +33,8 @@ from ._health import HealthError, wait_healthy
 from ._plan import ServiceSpec
 from ._podman import Container, Podman, PodmanCompose
 from ._redact import redact, secret_values
-from ._state import RuntimeStore, SnapshotStore, atomic_write, ensure_dir
-from ._switch import SLOTS, Marker, Switch
+from ._state import SLOTS, RuntimeStore, ServiceFiles, SnapshotStore, atomic_write, ensure_dir, slot_of, slot_project
+from ._switch import Switch
 
 try:
     import yaml
@@ -120,8 +120,7 @@ class Deployer:
         self.state_dir = state_dir
         self.snapshots = SnapshotStore(state_dir)
         self.runtime = RuntimeStore(state_dir)
-        self.slot_copies = RuntimeStore(state_dir, base=os.path.join(state_dir, "slots"))
-        self.overrides = os.path.join(state_dir, "overrides")
+        self.slot_copies = ServiceFiles(state_dir, "").slot_copies
         # Image reference -> local image ID, once per reference per run (services share images); a lock per
         # reference so that parallel deploys of services missing one image pull it once.
         self._image_ids: dict[str, str] = {}
@@ -151,17 +150,20 @@ class Deployer:
         labels: t.Mapping[str, str],
         images: t.Mapping[str, str] | None = None,
         pins: t.Mapping[str, str] | None = None,
-        suffix: str = "",
+        slot: str | None = None,
+        rollback: bool = False,
         vault: VaultSource | None = None,
         env: t.Mapping[str, str] | None = None,
     ) -> None:
+        """``up`` of service ``name`` (of its blue-green ``slot``) as compose project ``project_name``, then its health gate."""
+        files = ServiceFiles(self.state_dir, name)
         decrypted: set[str] = set()
         if vault is not None:
-            project, decrypted = self._materialize(name, project, vault)
+            project, decrypted = self._materialize(files.unit(slot), project, vault)
         if env:
             project = dataclasses.replace(project, slot_env=dict(env))
-        ensure_dir(self.overrides)
-        override = os.path.join(self.overrides, f"{name}{suffix}.yml")
+        override = files.override(slot, rollback)
+        ensure_dir(os.path.dirname(override))
         atomic_write(override, override_document(project, labels, images, pins))
         # Containers of compose services that left the file (what --remove-orphans would do, see PodmanCompose.up).
         # A project podops has not changed in this run is as the plan's ps saw it: no second host-wide ps.
@@ -332,7 +334,7 @@ class Deployer:
 
     def slot_serving(self, spec: ServiceSpec, slot: str | None) -> ComposeProject | None:
         """The compose project the active slot runs (its own copy of the service folder), for the summary's URLs."""
-        copy = os.path.join(self.slot_copies.path(f"{spec.name}-{slot}"), "root", spec.rel_dir) if slot else ""
+        copy = os.path.join(self.slot_copies.path(ServiceFiles(self.state_dir, spec.name).unit(slot)), "root", spec.rel_dir) if slot else ""
         if not copy or not os.path.isdir(copy):
             return None
         try:
@@ -361,8 +363,9 @@ class Deployer:
                 vault = VaultSource(snap_root, spec.rel_dir, sorted(recorded.get("files") or {}), spec.service_dir)
             project_name = recorded.get("project") or spec.project_name
             # A blue-green service comes back as the slot it was (its port from the old file's slots).
-            env = old.settings.slot_env(project_name[-1]) if old.settings.blue_green and project_name[-2:] in ("-a", "-b") else None
-            self._up(spec.name, project_name, old, labels, images, pins, suffix=".rollback", vault=vault, env=env)
+            slot = slot_of(project_name) if old.settings.blue_green else None
+            env = old.settings.slot_env(slot) if slot else None
+            self._up(spec.name, project_name, old, labels, images, pins, rollback=True, vault=vault, env=env)
         except PodopsError as exc:
             return Outcome(FAILED, f"{error}; putting the last good version back failed too: {exc}")
         return Outcome(ROLLED_BACK, error, served=old)
@@ -395,7 +398,7 @@ class Deployer:
             failure = self.failure_log(exc, project)
             error = f"new image for {', '.join(changed)} failed: {redact(str(exc), secret_values(project, self.secrets))}"
             try:
-                self._up(spec.name, spec.project_name, project, labels, before, pins=before, suffix=".rollback", vault=self.vault_source(spec))
+                self._up(spec.name, spec.project_name, project, labels, before, pins=before, rollback=True, vault=self.vault_source(spec))
             except PodopsError as again:
                 return Outcome(FAILED, f"{error}; going back to the previous image failed too: {again}", time.monotonic() - started, failure_log=failure)
             return Outcome(ROLLED_BACK, f"{error}; the previous image runs again", time.monotonic() - started, before, failure_log=failure)
@@ -409,7 +412,7 @@ def slot_version(digest: str, images: t.Mapping[str, str]) -> str:
 
 
 def slot_projects(project_name: str) -> list[str]:
-    return [f"{project_name}-{slot}" for slot in SLOTS]
+    return [slot_project(project_name, slot) for slot in SLOTS]
 
 
 class ComposeSlots:
@@ -438,7 +441,7 @@ class ComposeSlots:
         self.failure: dict[str, t.Any] | None = None  # the failure log of a slot that did not get healthy
 
     def project_name(self, slot: str) -> str:
-        return f"{self.base}-{slot}"
+        return slot_project(self.base, slot)
 
     def projects(self) -> list[str]:
         return slot_projects(self.base)
@@ -452,7 +455,7 @@ class ComposeSlots:
         with (a bind-mounted config changes under it otherwise) while the repo moves on."""
         labels = dict(self.labels, **{LABEL_SLOT: slot})
         env = self.project.settings.slot_env(slot)
-        name = f"{self.name}-{slot}"
+        name = ServiceFiles(self.deployer.state_dir, self.name).unit(slot)
         # The standby serves nothing: whatever an interrupted switch left of it goes, so it starts clean
         # (its containers would keep mounts of the copy replaced below).
         self.stop(slot)
@@ -465,7 +468,7 @@ class ComposeSlots:
             project = load_project(copy_dir, os.path.join(copy_dir, os.path.basename(self.project.compose_file)))
             project.settings = self.project.settings
         try:
-            self.deployer._up(name, self.project_name(slot), project, labels, self.images, vault=vault, env=env)
+            self.deployer._up(self.name, self.project_name(slot), project, labels, self.images, slot=slot, vault=vault, env=env)
         except HealthError as exc:
             # The switch stops the slot next: its container's log goes with it, so read it now.
             self.failure = self.deployer.failure_log(exc, project)
@@ -484,13 +487,8 @@ def remove_slots(podman: Podman, state_dir: str, name: str, project_name: str, k
     removed = []
     for project in slot_projects(project_name):
         removed += podman.remove_project(project)
-    if keep_marker:
-        return removed
-    copies = RuntimeStore(state_dir, base=os.path.join(state_dir, "slots"))
-    for slot in SLOTS:
-        copies.remove(f"{name}-{slot}")
-    with contextlib.suppress(OSError):
-        os.unlink(Marker(state_dir, name).path)
+    if not keep_marker:
+        ServiceFiles(state_dir, name).forget_slots()
     return removed
 
 

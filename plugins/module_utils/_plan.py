@@ -21,6 +21,7 @@ from ._common import LABEL_COMMIT, LABEL_DIGEST, LABEL_PREFIX, LABEL_SERVICE, SE
 from ._compose import ComposeProject, find_compose_file, load_project
 from ._digest import MISSING, Secrets, changed_files, digest_of, file_map, git_commit, git_tracked_files, walk_files
 from ._podman import Container
+from ._state import SLOTS, slot_project
 
 # plan actions (what would happen) -> report actions (what happened)
 DEPLOY, UNCHANGED, ORPHANED, FAILED, SKIPPED = "deploy", "unchanged", "orphaned", "failed", "skipped"
@@ -48,7 +49,7 @@ class ServiceSpec:
 
     def projects(self) -> list[str]:
         """Every compose project this service may run as (both slots for blue-green)."""
-        return [f"{self.project_name}-{slot}" for slot in ("a", "b")] if self.blue_green else [self.project_name]
+        return [slot_project(self.project_name, slot) for slot in SLOTS] if self.blue_green else [self.project_name]
 
 
 @dataclass

@@ -25,7 +25,7 @@ from ._notify import NotifySettings
 from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, list_services, make_plan, select
 from ._podman import Podman, PodmanCompose
 from ._report import RUN_ID_RE, TRIGGERS, build_report, new_run_id, service_entry, write_report
-from ._state import HostLock, RuntimeStore, SnapshotStore, StateStore
+from ._state import HostLock, ServiceFiles, SnapshotStore, StateStore
 
 PRUNED = "pruned"
 # Lines about long waits, appended while a run goes on (podops-pull prints them as they come; see podops_pull.py).
@@ -441,11 +441,7 @@ class Reconciler:
                 self._entry(item, FAILED, str(exc))
                 continue
             state.pop(item.name, None)
-            snapshots.remove(item.name)
-            RuntimeStore(self.options.state_dir).remove(item.name)
-            for suffix in ("", ".rollback", ".a", ".b"):
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(self.options.state_dir, "overrides", f"{item.name}{suffix}.yml"))
+            ServiceFiles(self.options.state_dir, item.name).forget()
             self._entry(item, PRUNED)
             store.save(state)
 

@@ -8,10 +8,9 @@ PRIVATE to the podops.gitops collection: no API guarantee for other code.
 Layout of ``podops_state_dir`` (0700)::
 
     state.json            per service: last good digest, files, commit, status, error (0600)
-    snapshots/<service>/  last good copy of the service's inputs, repo layout kept (0700)
-    overrides/<service>.yml  the label override podman-compose gets with the compose file
     runs/<run_id>.json    one run report per reconcile; last-run.json is the newest
     reconcile.lock        flock: one reconcile per host at a time
+    ...                   and what podops keeps for each service: see ServiceFiles, their one home
 
 Every write is a temp file + fsync + rename: a run killed at any moment leaves readable state.
 """
@@ -33,6 +32,81 @@ from ._common import PodopsError
 
 STATE_VERSION = 1
 LOCK_ENV = "PODOPS_LOCK_HELD"
+
+
+SLOTS = ("a", "b")  # a blue-green service runs as two compose projects, <project>-a and <project>-b
+
+
+def slot_project(project_name: str, slot: str) -> str:
+    """The compose project of a blue-green slot."""
+    return f"{project_name}-{slot}"
+
+
+def slot_of(project_name: str) -> str | None:
+    """The slot a compose project is, by its name (None: not a slot's project)."""
+    base, sep, slot = project_name.rpartition("-")
+    return slot if sep and base and slot in SLOTS else None
+
+
+class ServiceFiles:
+    """Everything podops keeps for one service outside the env repo: the one place these paths are spelled,
+    and :meth:`forget` removes all of them (a pruned service leaves nothing behind)::
+
+        overrides/<name>.yml           the label override podman-compose gets with the compose file
+        overrides/<name>.rollback.yml  the same for putting the last good version back
+        overrides/<name>-<slot>.yml    blue-green: the override of each slot's project
+        snapshots/<name>/              the last good copy of its inputs (SnapshotStore)
+        slots/<name>-<slot>/           blue-green: the copy of the service folder a slot runs from
+        ab/<name>.json                 blue-green: which slot is active (the A/B marker)
+        <runtime>/<name>[-<slot>]/     decrypted copies of a service with ansible-vault files (RuntimeStore)
+    """
+
+    def __init__(self, state_dir: str, name: str):
+        self.state_dir = state_dir
+        self.name = name
+
+    def unit(self, slot: str | None = None) -> str:
+        """The name of the copies and overrides of the service, or of one of its slots."""
+        return f"{self.name}-{slot}" if slot else self.name
+
+    def override(self, slot: str | None = None, rollback: bool = False) -> str:
+        return os.path.join(self.state_dir, "overrides", self.unit(slot) + (".rollback" if rollback else "") + ".yml")
+
+    @property
+    def marker(self) -> str:
+        return os.path.join(self.state_dir, "ab", f"{self.name}.json")
+
+    @property
+    def snapshots(self) -> SnapshotStore:
+        return SnapshotStore(self.state_dir)
+
+    @property
+    def runtime(self) -> RuntimeStore:
+        return RuntimeStore(self.state_dir)
+
+    @property
+    def slot_copies(self) -> RuntimeStore:
+        return RuntimeStore(self.state_dir, base=os.path.join(self.state_dir, "slots"))
+
+    def forget_slots(self) -> None:
+        """The files of both blue-green slots and the marker: the service runs without slots now."""
+        for slot in SLOTS:
+            self.slot_copies.remove(self.unit(slot))
+            self.runtime.remove(self.unit(slot))
+            for rollback in (False, True):
+                with contextlib.suppress(OSError):
+                    os.unlink(self.override(slot, rollback))
+        with contextlib.suppress(OSError):
+            os.unlink(self.marker)
+
+    def forget(self) -> None:
+        """All of it: the service has left the host."""
+        self.forget_slots()
+        self.snapshots.remove(self.name)
+        self.runtime.remove(self.name)
+        for rollback in (False, True):
+            with contextlib.suppress(OSError):
+                os.unlink(self.override(rollback=rollback))
 
 
 def ensure_dir(path: str, mode: int = 0o700) -> None:

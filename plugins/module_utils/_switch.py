@@ -30,9 +30,8 @@ import urllib.error
 from dataclasses import dataclass, field
 
 from ._common import TIMEOUT_DEFAULTS, PodopsError, Runner, last_lines, utcnow
-from ._state import atomic_write, ensure_dir, write_json
+from ._state import SLOTS, ServiceFiles, atomic_write, ensure_dir, write_json
 
-SLOTS = ("a", "b")
 DEFAULT_UPSTREAM_TEMPLATE = "server 127.0.0.1:{port};\n"
 # Fault injection for the crash tests: the process dies (os._exit) right after the named step.
 FAULT_ENV = "PODOPS_AB_CRASH_AFTER"
@@ -103,7 +102,7 @@ class Marker:
     new file, never a mix: there is never more than one active slot, and never none once one was."""
 
     def __init__(self, state_dir: str, name: str):
-        self.path = os.path.join(state_dir, "ab", f"{name}.json")
+        self.path = ServiceFiles(state_dir, name).marker
         self.name = name
 
     def load(self) -> dict[str, t.Any]:

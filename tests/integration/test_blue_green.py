@@ -13,11 +13,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT, free_port, http_get, sh
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+sys.path.insert(0, str(REPO_ROOT / ".work" / "collections"))
+from ansible_collections.podops.gitops.plugins.module_utils._state import RuntimeStore  # noqa: E402
 from nginx_proxy import NginxProxy  # noqa: E402 - the benchmark's proxy, shared
 
 HEALTH = '["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]'
@@ -228,6 +231,34 @@ def test_prune_removes_both_slots(host, repo, nginx):
     assert run.report["services"]["bg"]["action"] == "pruned"
     assert host.containers("bg") == []
     assert not (host.state_dir / "ab" / "bg.json").exists()
+    # Nothing podops kept for it stays behind: slot overrides, slot copies, snapshots (its run reports do).
+    kept = [str(p.relative_to(host.state_dir)) for p in host.state_dir.rglob("*bg*") if "runs" not in p.parts]
+    assert kept == []
+
+
+def test_prune_of_a_vault_blue_green_service_removes_its_decrypted_copies(host, repo, nginx, tmp_path):
+    """Each slot of a service with ansible-vault files runs from its own decrypted copy (root-only runtime
+    folder); a prune removes both, not only the copy of the service itself."""
+    password = tmp_path / "vault-pass"
+    password.write_text("pw-bg\n")
+    ports = {"a": free_port(), "b": free_port()}
+    repo.write("services/bg/compose.yaml", blue_green_service(ports, nginx).replace('["./site:/www:ro"]', '["./site:/www:ro", "./conf:/conf:ro"]'))
+    repo.write("services/bg/site/index.html", "x")
+    repo.write("services/bg/conf/token", "bg-secret-token")
+    sh("ansible-vault", "encrypt", "--vault-password-file", str(password), str(repo.path / "services/bg/conf/token"))
+    repo.add_web("other", free_port())
+    repo.commit()
+    assert host.reconcile(repo, "--vault-password-file", str(password)).rc == 0
+    runtime = Path(RuntimeStore(str(host.state_dir)).base)
+    assert [p.name for p in runtime.iterdir() if p.name.startswith("bg")] == ["bg-a"], "the active slot runs from its decrypted copy"
+    repo.remove("services/bg")
+    repo.commit("bg leaves")
+
+    run = host.reconcile(repo, "--vault-password-file", str(password), podops_prune=True)
+    assert run.rc == 0, run
+    assert run.report["services"]["bg"]["action"] == "pruned"
+    assert [p.name for p in runtime.iterdir() if p.name.startswith("bg")] == []
+    assert [str(p) for p in host.state_dir.rglob("*bg*") if "runs" not in p.parts] == []
 
 
 def test_ab_switch_module_quartet_with_a_compose_project(tmp_path, nginx):
