@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import typing as t
 
+from ._common import PodopsError
 from ._digest import Secrets
 from ._notify import NotifySettings
 from ._reconcile import Options
@@ -87,7 +88,6 @@ SWITCH_ARGSPEC: dict[str, dict[str, t.Any]] = {
 
 def switch_and_exit(module: t.Any) -> None:
     """podops.gitops.ab_switch: build the switch and its backend from the parameters, run it, exit."""
-    from ._common import PodopsError
     from ._state import HostLock
     from ._switch import Marker, Switch, SwitchConfig
 
@@ -188,7 +188,6 @@ def _compose_slots(module: t.Any, params: t.Mapping[str, t.Any], state_dir: str,
 def run_and_exit(module: t.Any, options: Options) -> None:
     """Run a reconcile (or a redeploy) for a module and exit with its result; service failures fail the task
     unless O(fail_on_service_error=false)."""
-    from ._common import PodopsError
     from ._reconcile import Reconciler
 
     try:
@@ -219,7 +218,7 @@ def run_and_exit(module: t.Any, options: Options) -> None:
         result["diff"] = {"prepared": diff_text}
     failed = result["failed_services"]
     if failed and module.params["fail_on_service_error"]:
-        module.fail_json(msg=f"service(s) failed: {', '.join(failed)}; see the report {result['report_path']}", **result)
+        module.fail_json(msg=result["message"], **result)
     module.exit_json(**result)
 
 
@@ -247,7 +246,30 @@ def make_runner(module: t.Any) -> t.Callable[..., tuple[int, str, str]]:
     return run
 
 
+def _at_least(params: t.Mapping[str, t.Any], key: str, default: int, least: int = 1) -> int:
+    """An integer option that must not be below ``least``: 0 or a negative number is refused, never turned
+    silently into the default."""
+    value = params.get(key)
+    if value is None:
+        return default
+    if int(value) < least:
+        raise PodopsError(f"{key} must be at least {least}, not {value} (default {default})")
+    return int(value)
+
+
+def module_options(module: t.Any) -> Options:
+    """The engine's options from a module's parameters; a value the engine refuses fails the task, naming it."""
+    try:
+        return options_from_params(module.params)
+    except PodopsError as exc:
+        module.fail_json(msg=str(exc))
+        raise  # pragma: no cover - fail_json exits
+
+
 def options_from_params(params: t.Mapping[str, t.Any]) -> Options:
+    lock_timeout = float(params.get("lock_timeout") if params.get("lock_timeout") is not None else 300)
+    if lock_timeout < 0:
+        raise PodopsError(f"lock_timeout must be 0 (do not wait) or more seconds, not {params['lock_timeout']}")
     return Options(
         repo_dir=params["repo_dir"],
         state_dir=params.get("state_dir") or default_state_dir(),
@@ -257,9 +279,9 @@ def options_from_params(params: t.Mapping[str, t.Any]) -> Options:
         prune=bool(params.get("prune", False)),
         trigger=params.get("trigger") or "cli",
         run_id=params.get("run_id") or None,
-        parallel=int(params.get("parallel") or 4),
-        lock_timeout=float(params.get("lock_timeout") if params.get("lock_timeout") is not None else 300),
-        keep_runs=int(params.get("keep_runs") or 100),
+        parallel=_at_least(params, "parallel", 4),
+        lock_timeout=lock_timeout,
+        keep_runs=_at_least(params, "keep_runs", 100),
         podman_executable=params.get("podman_executable"),
         compose_executable=params.get("compose_executable"),
         image_updates=bool(params.get("image_updates", False)),

@@ -24,7 +24,7 @@ from ._podman import Container
 from ._state import SLOTS, slot_project
 
 # plan actions (what would happen) -> report actions (what happened)
-DEPLOY, UNCHANGED, ORPHANED, FAILED, SKIPPED = "deploy", "unchanged", "orphaned", "failed", "skipped"
+DEPLOY, UNCHANGED, ORPHANED, FAILED = "deploy", "unchanged", "orphaned", "failed"
 
 
 @dataclass

@@ -1,7 +1,8 @@
 # Copyright (c) podops.gitops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""One reconcile: lock -> plan -> apply -> prune -> record -> report.
+"""One reconcile: lock -> plan -> prune -> apply -> record -> report (prune first: an orphan's ports and
+container names are free before a new service asks for them).
 
 PRIVATE to the podops.gitops collection: no API guarantee for other code.
 """
@@ -24,7 +25,7 @@ from ._digest import Secrets
 from ._notify import NotifySettings
 from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, list_services, make_plan, select
 from ._podman import Podman, PodmanCompose
-from ._report import RUN_ID_RE, TRIGGERS, build_report, new_run_id, service_entry, write_report
+from ._report import RUN_ID_RE, TRIGGERS, build_report, new_run_id, service_entry, verdict, write_report
 from ._state import HostLock, ServiceFiles, SnapshotStore, StateStore
 
 PRUNED = "pruned"
@@ -296,11 +297,11 @@ class Reconciler:
         )
         self._announce(report)
         path = write_report(options.state_dir, report, options.keep_runs)
-        failed = sorted(name for name, entry in self.services.items() if entry["action"] in (FAILED, ROLLED_BACK))
-        changed = any(entry["action"] in (DEPLOYED, ROLLED_BACK, PRUNED) for entry in self.services.values())
+        outcome = verdict(self.services, path)
         return {
-            "changed": changed,
-            "failed_services": failed,
+            "changed": outcome.changed,
+            "failed_services": outcome.failed_services,
+            "message": outcome.message,
             "report": report,
             "report_path": path,
             "plan": {name: item.as_dict() for name, item in plan.items.items()},

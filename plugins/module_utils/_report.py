@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import typing as t
+from dataclasses import dataclass
 
 from ._common import utcnow
 from ._state import ensure_dir, write_json
@@ -23,7 +24,6 @@ from ._state import ensure_dir, write_json
 TRIGGERS = ("cli", "timer", "webhook", "laptop")
 # A caller-chosen run id (the webhook shim passes its own) names the file runs/<run_id>.json.
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
-RESULTS = ("ok", "changed", "failed")
 
 
 def new_run_id(started: str) -> str:
@@ -58,12 +58,40 @@ def service_entry(
     return entry
 
 
+FAILED_ACTIONS = ("failed", "rolled_back")  # the service does not run the version in the repo
+CHANGED_ACTIONS = ("deployed", "rolled_back", "pruned")  # podops changed containers of the service
+
+
 def overall_result(services: t.Mapping[str, t.Mapping[str, t.Any]], fatal: bool = False) -> str:
-    if fatal or any(entry["action"] in ("failed", "rolled_back") for entry in services.values()):
+    if fatal or any(entry["action"] in FAILED_ACTIONS for entry in services.values()):
         return "failed"
     if any(entry["action"] in ("deployed", "pruned") for entry in services.values()):
         return "changed"
     return "ok"
+
+
+@dataclass
+class Verdict:
+    """What a run means to whoever started it - the one place it is decided, for the module, the role and
+    podops-pull's fast lane alike."""
+
+    changed: bool
+    failed_services: list[str]
+    message: str | None  # the text a run with failed services ends with (None: none failed)
+
+    @property
+    def exit_code(self) -> int:
+        """podops-pull's exit status for the run (ansible-playbook's for a failed task)."""
+        return 2 if self.failed_services else 0
+
+
+def verdict(services: t.Mapping[str, t.Mapping[str, t.Any]], report_path: str) -> Verdict:
+    failed = sorted(name for name, entry in services.items() if entry["action"] in FAILED_ACTIONS)
+    message = None
+    if failed:
+        reasons = "".join(f"\n{name}: {services[name].get('error') or services[name]['action']}" for name in failed)
+        message = f"service(s) failed: {', '.join(failed)}.{reasons}\nTheir last good version was kept where there was one; see {report_path}."
+    return Verdict(any(entry["action"] in CHANGED_ACTIONS for entry in services.values()), failed, message)
 
 
 def build_report(

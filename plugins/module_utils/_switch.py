@@ -35,7 +35,6 @@ from ._state import SLOTS, ServiceFiles, atomic_write, ensure_dir, write_json
 DEFAULT_UPSTREAM_TEMPLATE = "server 127.0.0.1:{port};\n"
 # Fault injection for the crash tests: the process dies (os._exit) right after the named step.
 FAULT_ENV = "PODOPS_AB_CRASH_AFTER"
-STEPS = ("standby_started", "flipped", "upstream_reloaded", "drained")
 
 
 def other(slot: str) -> str:

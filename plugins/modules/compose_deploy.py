@@ -12,7 +12,8 @@ short_description: Reconcile the podman-compose services of an env repo checkout
 version_added: 0.1.0
 description:
   - Makes the podman-compose projects on the host match the service folders of an env repo checkout, in one
-    module call for all services - plan, apply, prune, record, report.
+    module call for all services - plan, prune, apply, record, report (prune first, so that the ports and
+    container names of services that left the repo are free for the ones that take them over).
   - B(Plan.) Each service folder under O(services_dir) is digested (git-tracked files by relative path, mode and
     content; the compose file, C(.env) and every C(env_file) it references even when git ignores them or they lie
     outside the folder; symlinks by target; C(x-podops.ignore) globs left out). The digest is compared with the
@@ -31,6 +32,8 @@ description:
     networks are removed (only projects podops deployed; volumes are kept).
   - B(Report.) A run report is written atomically to C(<state_dir>/runs/<run id>.json) and C(<state_dir>/last-run.json);
     a check-mode run writes C(<state_dir>/last-check.json) instead of C(last-run.json), which keeps the last real run's.
+    A real run (not check mode, not a redeploy of one service) also writes C(<state_dir>/engine.json), the options
+    it ran with (no secrets), so that podops-pull's fast lane can run the same engine without ansible-playbook.
   - B(Failures.) The error of a failed or rolled-back service carries the last lines (up to 40, secret values masked)
     of the failing container's log and, for a health gate that never passed, the healthcheck's own output, captured
     before the rollback; the run report has them in the service's C(failure_log).
@@ -198,12 +201,19 @@ failed_services:
   type: list
   elements: str
   sample: [api]
+message:
+  description:
+    - When a service failed, the text the run ends with (the task's C(msg) with O(fail_on_service_error=true)) -
+      each failed service with its error, and the report's path; null otherwise.
+  returned: success or service failure
+  type: str
+  sample: "service(s) failed: api.\napi: not healthy after 30s: ...\nTheir last good version was kept where there was one; see /var/lib/podops/runs/..."
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ..module_utils._compose import HAS_YAML, YAML_IMPORT_ERROR
-from ..module_utils._module import COMMON_ARGSPEC, RUN_ARGSPEC, options_from_params, run_and_exit
+from ..module_utils._module import COMMON_ARGSPEC, RUN_ARGSPEC, module_options, run_and_exit
 
 
 def main() -> None:
@@ -217,7 +227,7 @@ def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_YAML:
         module.fail_json(msg=missing_required_lib("PyYAML"), exception=str(YAML_IMPORT_ERROR))
-    run_and_exit(module, options_from_params(module.params))
+    run_and_exit(module, module_options(module))
 
 
 if __name__ == "__main__":

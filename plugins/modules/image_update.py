@@ -94,7 +94,7 @@ plan:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ..module_utils._compose import HAS_YAML, YAML_IMPORT_ERROR
-from ..module_utils._module import COMMON_ARGSPEC, RUN_ARGSPEC, options_from_params, run_and_exit
+from ..module_utils._module import COMMON_ARGSPEC, RUN_ARGSPEC, module_options, run_and_exit
 
 
 def main() -> None:
@@ -103,7 +103,7 @@ def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_YAML:
         module.fail_json(msg=missing_required_lib("PyYAML"), exception=str(YAML_IMPORT_ERROR))
-    run_and_exit(module, options_from_params(module.params))
+    run_and_exit(module, module_options(module))
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ..module_utils._common import PodopsError
 from ..module_utils._compose import HAS_YAML, YAML_IMPORT_ERROR
-from ..module_utils._module import COMMON_ARGSPEC, make_runner, options_from_params
+from ..module_utils._module import COMMON_ARGSPEC, make_runner, module_options
 from ..module_utils._reconcile import compute_plan, plan_diff, vault_needed
 
 
@@ -89,7 +89,7 @@ def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_YAML:
         module.fail_json(msg=missing_required_lib("PyYAML"), exception=str(YAML_IMPORT_ERROR))
-    options = options_from_params(module.params)
+    options = module_options(module)
     try:
         options.validate()
         plan, _state = compute_plan(options, make_runner(module))

@@ -109,7 +109,7 @@ def test_lane_takes_noops_and_service_commits_and_leaves_the_rest_to_the_playboo
     assert path_taken(other_args) == "full playbook run (podops-pull's arguments differ from the last full run's)"
 
 
-def test_a_broken_commit_in_the_lane_keeps_the_old_version_and_a_failed_playbook_closes_the_lane(host: Host, repo: EnvRepo, tmp_path: Path):
+def test_a_broken_commit_keeps_the_old_version_and_closes_the_lane_whichever_path_ran_it(host: Host, repo: EnvRepo, tmp_path: Path):
     port = free_port()
     repo.add_web("web", port, "v1")
     repo.commit("web")
@@ -123,6 +123,9 @@ def test_a_broken_commit_in_the_lane_keeps_the_old_version_and_a_failed_playbook
     assert path_taken(broken).startswith("fast lane ("), broken.stdout
     assert broken.returncode == 2
     assert "service(s) failed: web" in broken.stderr
+    assert "\nweb: " in broken.stderr, "the message gives each failed service its error"
+    # The same state as after a failed playbook run: the next run is a full one (issue 15: one verdict).
+    assert not (host.state_dir / "fast-lane.json").exists()
     assert report(host)["services"]["web"]["action"] == "rolled_back"
     assert http_get(port) == "v1"
 

@@ -436,14 +436,10 @@ def run_lane(lane_module: t.Any, lane: t.Any, config: dict[str, t.Any], trigger:
         log(f"run {run_id}: {line}")
     for warning in result.get("warnings") or []:
         log(f"warning: {warning}")
-    failed = result.get("failed_services") or []
-    if failed:
-        print(
-            f"podops-pull: error: service(s) failed: {', '.join(failed)}. Their last good version was kept where there was one; "
-            f"see {result.get('report_path')}",
-            file=sys.stderr,
-            flush=True,
-        )
+    if result.get("failed_services"):
+        print(f"podops-pull: error: {result['message']}", file=sys.stderr, flush=True)
+        # As after a failed playbook run: the next run is a full one, whichever path saw the failure first.
+        lane_module.forget(config["state_dir"])
         return 2
     return 0
 

@@ -12,7 +12,7 @@ import stat
 
 import pytest
 from ansible_collections.podops.gitops.plugins.module_utils._common import utcnow
-from ansible_collections.podops.gitops.plugins.module_utils._report import build_report, new_run_id, overall_result, service_entry, write_report
+from ansible_collections.podops.gitops.plugins.module_utils._report import build_report, new_run_id, overall_result, service_entry, verdict, write_report
 
 REPORT_KEYS = ["check_mode", "commit", "finished", "result", "run_id", "services", "started", "trigger"]
 SERVICE_KEYS = ["action", "changed_files", "digest", "duration_s", "error", "previous_digest", "reason"]
@@ -157,3 +157,29 @@ def test_write_report_keeps_the_newest_runs(tmp_path):
     assert sorted(os.listdir(tmp_path / "runs")) == sorted([f"{run_id}.json" for run_id in ids[-3:]] + ["notes.txt"])
     with open(tmp_path / "last-run.json", encoding="utf-8") as handle:
         assert json.load(handle)["run_id"] == ids[-1]
+
+
+# --- the verdict: one for the module, the role and the fast lane ---------------------------------------------------
+
+
+def test_verdict_of_a_run_with_failures_names_each_service_with_its_error():
+    services = {
+        "web": service_entry("deployed", "changed"),
+        "api": service_entry("rolled_back", "changed", error="not healthy after 30s"),
+        "db": service_entry("failed", "invalid", error="compose.yaml: no services"),
+        "old": service_entry("pruned", "removed"),
+    }
+    outcome = verdict(services, "/state/runs/r1.json")
+    assert outcome.changed is True
+    assert outcome.failed_services == ["api", "db"]
+    assert outcome.exit_code == 2
+    assert outcome.message == (
+        "service(s) failed: api, db.\napi: not healthy after 30s\ndb: compose.yaml: no services\n"
+        "Their last good version was kept where there was one; see /state/runs/r1.json."
+    )
+
+
+@pytest.mark.parametrize(("actions", "changed"), [(["unchanged", "orphaned"], False), (["unchanged", "pruned"], True), (["deployed"], True)])
+def test_verdict_of_a_run_without_failures(actions, changed):
+    outcome = verdict({f"s{i}": service_entry(action, "x") for i, action in enumerate(actions)}, "/r.json")
+    assert (outcome.changed, outcome.failed_services, outcome.message, outcome.exit_code) == (changed, [], None, 0)

@@ -86,3 +86,17 @@ def test_bad_run_id_is_refused_before_anything(env_repo, tmp_path, capsys, run_i
     assert result["failed"] is True
     assert result["msg"].startswith("podops_run_id may only use letters")
     assert not state.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "least"),
+    [("parallel", 0, "at least 1"), ("keep_runs", 0, "at least 1"), ("parallel", -2, "at least 1"), ("lock_timeout", -1, "0 (do not wait)")],
+)
+def test_a_number_below_its_least_is_refused_not_turned_into_the_default(env_repo, tmp_path, capsys, option, value, least):
+    state = tmp_path / "state"
+    for module, extra in ((compose_deploy, {}), (image_update, {"service": "web"})):
+        result = run_module(module, {"repo_dir": str(env_repo), "state_dir": str(state), option: value, **extra}, capsys, check_mode=True)
+        assert result["failed"] is True
+        assert result["msg"].startswith(f"{option} must be {least}"), result["msg"]
+        assert str(value) in result["msg"]
+    assert not state.exists()
