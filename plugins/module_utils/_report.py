@@ -26,10 +26,10 @@ TRIGGERS = ("cli", "timer", "webhook", "laptop")
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
 
 
-def new_run_id(started: str) -> str:
-    """Sortable and unique: ``20261126T123456Z-3f9a1c``."""
+def new_run_id(started: str, kind: str = "") -> str:
+    """Sortable and unique: ``20261126T123456Z-3f9a1c`` (``20261126T123456Z-pull-3f9a1c`` with ``kind`` pull)."""
     stamp = started.replace("-", "").replace(":", "").split(".")[0].rstrip("Z") + "Z"
-    return f"{stamp}-{secrets.token_hex(3)}"
+    return f"{stamp}-{kind + '-' if kind else ''}{secrets.token_hex(3)}"
 
 
 def service_entry(

@@ -181,6 +181,10 @@ class StateStore:
         write_json(self.path, {"version": STATE_VERSION, "services": dict(services)})
 
 
+class LockBusy(PodopsError):
+    """The host lock is held by another run for longer than the caller would wait."""
+
+
 class HostLock:
     """One reconcile per host: an flock on ``<state_dir>/reconcile.lock``.
 
@@ -188,14 +192,25 @@ class HostLock:
     A wrapper that already holds the lock (``flock <lock> ansible-pull ...``) sets ``PODOPS_LOCK_HELD=1``.
     """
 
-    def __init__(self, state_dir: str, timeout: float, holder: str, path: str | None = None, what: str = "reconcile"):
+    def __init__(
+        self,
+        state_dir: str,
+        timeout: float,
+        holder: str,
+        path: str | None = None,
+        what: str = "reconcile",
+        waiting: t.Callable[[str], None] | None = None,
+        wrapper: bool = False,
+    ):
         self.path = path or os.path.join(state_dir, "reconcile.lock")
         self.what = what
         self.timeout = timeout
         self.holder = holder
+        self.waiting = waiting  # told once, with the holder, when the lock is busy and this one waits
         self._fd: int | None = None
-        # Only the host lock can be held by a wrapper (podops-pull); other locks (an A/B switch's) are always taken.
-        self.wrapper_may_hold = path is None
+        # Only the host lock can be held by a wrapper (podops-pull); other locks (an A/B switch's) are always
+        # taken, and so is the host lock by the wrapper itself (``wrapper``).
+        self.wrapper_may_hold = path is None and not wrapper
 
     def __enter__(self) -> HostLock:
         if self.wrapper_may_hold and os.environ.get(LOCK_ENV) == "1":
@@ -214,10 +229,13 @@ class HostLock:
                     holder = self._read_holder()
                     os.close(self._fd)
                     self._fd = None
-                    raise PodopsError(
+                    raise LockBusy(
                         f"another {self.what} is running on this host ({holder or 'holder unknown'}; lock {self.path}); "
-                        f"waited {self.timeout:g}s. Run again when it has finished, or raise podops_lock_timeout."
+                        f"waited {self.timeout:g}s. Run again when it has finished (a timer does on its next tick), or raise podops_lock_timeout."
                     ) from None
+                if self.waiting is not None:
+                    self.waiting(self._read_holder())
+                    self.waiting = None
                 time.sleep(0.2)
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, self.holder.encode() + b"\n", 0)

@@ -30,20 +30,15 @@ otherwise the status of ansible-playbook. No shell is involved anywhere: every c
 from __future__ import annotations
 
 import contextlib
-import datetime
-import errno
-import fcntl
 import json
 import os
 import pwd
 import random
 import re
-import secrets
 import shlex
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import typing as t
@@ -51,7 +46,6 @@ import typing as t
 DEFAULT_CONFIG = "/opt/podops/etc/pull.json"
 EXIT_ERROR = 1
 EXIT_BUSY = 75
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
 SSH_URL_RE = re.compile(r"^(ssh://|git\+ssh://|ssh\+git://|[\w.-]+@[\w.-]+:)")
 
 
@@ -137,53 +131,6 @@ def extra_vars(args: list[str]) -> dict[str, str]:
                 key, val = item.split("=", 1)
                 found[key] = val
     return found
-
-
-class HostLock:
-    """The flock every podops entry point shares; the kernel drops it when this process dies."""
-
-    def __init__(self, state_dir: str, timeout: float, holder: str):
-        self.path = os.path.join(state_dir, "reconcile.lock")
-        self.timeout = timeout
-        self.holder = holder
-        self.fd: int | None = None
-
-    def acquire(self) -> None:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + self.timeout
-        announced = False
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-            if time.monotonic() >= deadline:
-                holder = self.read_holder()
-                os.close(self.fd)
-                self.fd = None
-                raise LockBusy(
-                    f"another reconcile is running on this host ({holder or 'holder unknown'}; lock {self.path}); "
-                    f"waited {self.timeout:g}s. It runs again on the next tick; raise podops_lock_timeout to wait longer."
-                )
-            if not announced:
-                log(f"waiting up to {self.timeout:g}s for the reconcile already running ({self.read_holder() or 'holder unknown'})")
-                announced = True
-            time.sleep(0.5)
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, self.holder.encode() + b"\n", 0)
-
-    def read_holder(self) -> str:
-        try:
-            with open(self.path, encoding="utf-8", errors="replace") as handle:
-                return handle.read().strip()
-        except OSError:
-            return ""
-
-
-class LockBusy(PullError):
-    pass
 
 
 # Seconds a git command may take (a first fetch of a large env repo over a slow link takes minutes); one
@@ -300,40 +247,14 @@ def sync_repo(config: dict[str, t.Any]) -> str:
     return commit
 
 
-def new_run_id() -> str:
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-pull-{secrets.token_hex(3)}"
-
-
-def utc_now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def write_failed_report(state_dir: str, run_id: str, trigger: str, started: str, error: str, config: dict[str, t.Any] | None = None) -> None:
+def write_failed_report(core: Core, state_dir: str, run_id: str, trigger: str, started: str, error: str, config: dict[str, t.Any]) -> None:
     """A run that fails before the playbook still leaves a report (for the webhook shim and the status page),
     and is told like any other run (with the notification settings of the last full run)."""
-    report: dict[str, t.Any] = {
-        "run_id": run_id,
-        "trigger": trigger,
-        "commit": None,
-        "started": started,
-        "finished": utc_now(),
-        "check_mode": False,
-        "result": "failed",
-        "services": {},
-        "error": error,
-    }
-    notified = notify_failed_run(config or {}, state_dir, report)
+    report = core.report.build_report(run_id, trigger, None, started, False, {}, error=error)
+    notified = notify_failed_run(config, state_dir, report)
     if notified:
         report["notifications"] = notified
-    runs = os.path.join(state_dir, "runs")
-    os.makedirs(runs, mode=0o700, exist_ok=True)
-    data = json.dumps(report, indent=2, sort_keys=True) + "\n"
-    for path in (os.path.join(runs, f"{run_id}.json"), os.path.join(state_dir, "last-run.json")):
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+    core.report.write_report(state_dir, report, int(config.get("keep_runs", 100)))
 
 
 def playbook_argv(config: dict[str, t.Any], args: list[str], run_id: str, passed_run_id: bool) -> list[str]:
@@ -370,6 +291,28 @@ def lane_args(args: list[str]) -> list[str]:
 
 def max_age(config: dict[str, t.Any]) -> float:
     return float(config.get("fast_lane_max_age", 3600))
+
+
+class Core(t.NamedTuple):
+    """What podops-pull shares with the engine, from the installed collection: one lock, one run-id pattern,
+    one report writer, one clock."""
+
+    common: t.Any
+    report: t.Any
+    state: t.Any
+
+
+def load_core(config: dict[str, t.Any]) -> Core:
+    import_collection(config)
+    try:
+        # pylint: disable-next=import-outside-toplevel
+        from ansible_collections.podops.gitops.plugins.module_utils import _common, _report, _state
+    except ImportError as exc:
+        raise PullError(
+            f"cannot import the podops.gitops collection ({exc}; collections_path {config.get('collections_path')!r}); "
+            "run the podops.gitops.bootstrap playbook again"
+        ) from None
+    return Core(_common, _report, _state)
 
 
 def import_collection(config: dict[str, t.Any]) -> None:
@@ -539,10 +482,10 @@ def main(argv: list[str] | None = None) -> int:
     if wants_help(argv):
         print(USAGE)
         return 0
-    started = utc_now()
     try:
         config_path, jitter, args = split_args(argv)
         config = load_config(config_path)
+        core = load_core(config)
     except PullError as exc:
         print(f"podops-pull: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_ERROR
@@ -552,8 +495,9 @@ def main(argv: list[str] | None = None) -> int:
     if service is not None and not service.strip():
         print("podops-pull: error: podops_service is empty: name the service folder to redeploy (-e podops_service=NAME)", file=sys.stderr)
         return EXIT_ERROR
-    run_id = given.get("podops_run_id") or new_run_id()
-    if not RUN_ID_RE.match(run_id):
+    started = core.common.utcnow()
+    run_id = given.get("podops_run_id") or core.report.new_run_id(started, "pull")
+    if not core.report.RUN_ID_RE.match(run_id):
         print(f"podops-pull: error: podops_run_id {run_id!r} must be letters, digits, . _ - (at most 64, not starting with '.')", file=sys.stderr)
         return EXIT_ERROR
     state_dir = config["state_dir"]
@@ -561,11 +505,17 @@ def main(argv: list[str] | None = None) -> int:
         delay = random.SystemRandom().uniform(0, jitter)
         log(f"waiting {delay:.0f}s (jitter)")
         time.sleep(delay)
+    timeout = float(config.get("lock_timeout", 300))
+    lock = core.state.HostLock(
+        state_dir,
+        timeout,
+        f"podops-pull pid {os.getpid()} trigger {trigger} run {run_id} since {started}",
+        waiting=lambda holder: log(f"waiting up to {timeout:g}s for the reconcile already running ({holder or 'holder unknown'})"),
+        wrapper=True,
+    )
     try:
-        os.makedirs(state_dir, mode=0o700, exist_ok=True)
-        lock = HostLock(state_dir, float(config.get("lock_timeout", 300)), f"podops-pull pid {os.getpid()} trigger {trigger} run {run_id} since {started}")
-        lock.acquire()
-    except LockBusy as exc:
+        lock.__enter__()  # held until this process exits: the kernel drops it then
+    except core.state.LockBusy as exc:
         print(f"podops-pull: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_BUSY
     except OSError as exc:
@@ -577,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"run {run_id}: checked out {commit[:12]} in {config['repo_dir']}")
     except PullError as exc:
         print(f"podops-pull: error: {exc}", file=sys.stderr, flush=True)
-        write_failed_report(state_dir, run_id, trigger, started, str(exc), config)
+        write_failed_report(core, state_dir, run_id, trigger, started, str(exc), config)
         return EXIT_ERROR
     lane_module = load_lane(config) if service is None else None
     kept_args = lane_args(args)

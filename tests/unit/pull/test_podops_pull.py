@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 from pathlib import Path
@@ -87,6 +88,26 @@ def test_an_empty_service_to_redeploy_is_refused_before_anything_runs(capsys, tm
     assert podops_pull.main(["--config", str(config), "-e", "podops_service="]) == podops_pull.EXIT_ERROR
     assert "podops_service is empty" in capsys.readouterr().err
     assert not (tmp_path / "state").exists()
+
+
+def test_a_busy_host_lock_is_waited_for_then_ends_with_75_and_fetches_nothing(capsys, tmp_path, monkeypatch):
+    """podops-pull takes the engine's own host lock (one lock for every entry point), even where the variable
+    that tells the engine a wrapper holds it is set: podops-pull is that wrapper."""
+    monkeypatch.setenv("PODOPS_LOCK_HELD", "1")
+    state = tmp_path / "state"
+    state.mkdir()
+    config = tmp_path / "pull.json"
+    fields = {"repo_url": str(tmp_path / "repo"), "repo_version": "main", "repo_dir": str(tmp_path / "checkout"), "state_dir": str(state)}
+    config.write_text(json.dumps(dict(fields, ansible_playbook="/nonexistent/ansible-playbook", python="/nonexistent/python", lock_timeout=0.3)))
+    with open(state / "reconcile.lock", "w", encoding="utf-8") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("held-by-test\n")
+        held.flush()
+        assert podops_pull.main(["--config", str(config), "-e", "podops_trigger=timer"]) == podops_pull.EXIT_BUSY
+    out, err = capsys.readouterr()
+    assert "waiting up to 0.3s for the reconcile already running (held-by-test)" in out
+    assert "another reconcile is running on this host (held-by-test" in err and "waited 0.3s" in err
+    assert not (tmp_path / "checkout").exists(), "nothing was fetched"
 
 
 def test_the_log_of_a_full_run_shows_each_failed_service_and_its_last_log_lines(tmp_path, capsys):
