@@ -33,8 +33,6 @@ from ._common import TIMEOUT_DEFAULTS, PodopsError, Runner, last_lines, utcnow
 from ._state import SLOTS, ServiceFiles, atomic_write, ensure_dir, write_json
 
 DEFAULT_UPSTREAM_TEMPLATE = "server 127.0.0.1:{port};\n"
-# Fault injection for the crash tests: the process dies (os._exit) right after the named step.
-FAULT_ENV = "PODOPS_AB_CRASH_AFTER"
 
 
 def other(slot: str) -> str:
@@ -252,7 +250,7 @@ class Switch:
             keep = f"slot {active} stays active" if active else "no slot is active yet"
             raise PodopsError(f"slot {standby} ({self.backend.describe(standby)}) did not get healthy, so it was stopped and {keep}: {exc}") from exc
         result.steps.append(f"started slot {standby}, healthy")
-        self._fault("standby_started")
+        self.step_done("standby_started")
 
         # The flip: one rename. From here on the new slot is the one that serves.
         old_upstream = self._read_upstream()
@@ -261,7 +259,7 @@ class Switch:
         data["pending"] = {"slot": active, "step": "draining", "since": utcnow()} if active else None
         self.marker.save(data)
         result.steps.append(f"slot {standby} active")
-        self._fault("flipped")
+        self.step_done("flipped")
         try:
             self._render_upstream(standby)
         except PodopsError as exc:
@@ -269,10 +267,10 @@ class Switch:
             raise PodopsError(f"the reverse proxy did not take slot {standby}, so slot {active} stays active: {exc}") from exc
         if self.config.upstream_file:
             result.steps.append("upstream rendered and reloaded")
-        self._fault("upstream_reloaded")
+        self.step_done("upstream_reloaded")
         if active:
             self.sleep(self.config.drain)
-            self._fault("drained")
+            self.step_done("drained")
             self.backend.stop(active)
             result.steps.append(f"slot {active} drained and stopped")
         data["pending"] = None
@@ -334,10 +332,9 @@ class Switch:
         if rc != 0:
             raise PodopsError(f"reload command {' '.join(self.config.reload_command)} failed (rc {rc}): {last_lines(err or out)}")
 
-    @staticmethod
-    def _fault(step: str) -> None:
-        if os.environ.get(FAULT_ENV) == step:
-            os._exit(137)
+    def step_done(self, step: str) -> None:
+        """``step`` (standby_started, flipped, upstream_reloaded, drained) is durable: the marker says so. A
+        no-op; the crash tests replace it to kill the process right here."""
 
 
 class SystemdBackend:

@@ -7,6 +7,7 @@ with its own config; the service's x-podops.slots renders its upstream file and 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT, free_port, http_get, sh
 
+CRASH_AFTER = Path(__file__).parent / "crash_after"
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 sys.path.insert(0, str(REPO_ROOT / ".work" / "collections"))
 from ansible_collections.podops.gitops.plugins.module_utils._state import RuntimeStore  # noqa: E402
@@ -189,7 +191,7 @@ def test_a_broken_standby_is_rejected_and_the_active_slot_keeps_serving(host, re
 
 
 @pytest.mark.parametrize("step", ["standby_started", "flipped", "upstream_reloaded", "drained"])
-def test_a_run_killed_at_each_step_converges_on_the_next(host, repo, nginx, step):
+def test_a_run_killed_at_each_step_converges_on_the_next(host, repo, nginx, step, tmp_path):
     ports = {"a": free_port(), "b": free_port()}
     repo.write("services/bg/compose.yaml", blue_green_service(ports, nginx))
     repo.write("services/bg/site/index.html", "before")
@@ -198,11 +200,17 @@ def test_a_run_killed_at_each_step_converges_on_the_next(host, repo, nginx, step
 
     repo.write("services/bg/site/index.html", "after")
     repo.commit("after")
-    # The module process dies (os._exit) right after the step: a real crash, not an exception.
-    host.env["PODOPS_AB_CRASH_AFTER"] = step
+    # The module process dies (os._exit) right after the step: a real crash, not an exception. The hook is
+    # the test's own (crash_after/sitecustomize.py), loaded into the module process through PYTHONPATH.
+    saved = dict(host.env)
+    proof = tmp_path / "crashed"
+    host.env.update(
+        PODOPS_TEST_CRASH_AFTER=step, PODOPS_TEST_CRASHED=str(proof), PYTHONPATH=os.pathsep.join(filter(None, [str(CRASH_AFTER), host.env.get("PYTHONPATH")]))
+    )
     crashed = host.reconcile(repo)
-    del host.env["PODOPS_AB_CRASH_AFTER"]
+    host.env = saved
     assert crashed.rc != 0
+    assert proof.read_text() == step, "the module process died right after the step"
     active = marker(host, "bg")["active"]
     assert active in ("a", "b"), "never none"
     assert http_get(nginx.port) in ("before", "after"), "something serves at every step"
