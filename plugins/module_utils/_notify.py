@@ -273,26 +273,10 @@ def decide(report: t.Mapping[str, t.Any], memory: t.Mapping[str, t.Any]) -> tupl
     events: list[Event] = []
     services: t.Mapping[str, dict] = report.get("services") or {}
     for name, entry in services.items():
-        action = entry.get("action")
-        before = past.get(name) or {}
-        if action in ("failed", "rolled_back"):
-            key = failure_key(str(action), entry.get("error"))
-            if before.get("key") != key:
-                events.append(Event(str(action), name, dict(entry)))
-            now[name] = {"kind": "failure", "key": key}
-        elif action in ("deployed", "unchanged"):
-            if before.get("kind") == "failure":
-                events.append(Event("recovered", name, dict(entry)))
-            if action == "deployed":
-                events.append(Event("deployed", name, dict(entry)))
-        elif action == "pruned":
-            events.append(Event("pruned", name, dict(entry)))
-        elif action == "orphaned":
-            if before.get("kind") != "orphaned":
-                events.append(Event("orphaned", name, dict(entry)))
-            now[name] = {"kind": "orphaned"}
-        elif before:
-            now[name] = before  # skipped: nothing known, keep what was
+        service_events, remembered = _service_events(name, entry, past.get(name) or {})
+        events += service_events
+        if remembered:
+            now[name] = remembered
     error = report.get("error")
     before = past.get(RUN) or {}
     if error:
@@ -306,6 +290,22 @@ def decide(report: t.Mapping[str, t.Any], memory: t.Mapping[str, t.Any]) -> tupl
     elif before.get("kind") == "failure":
         events.append(Event("recovered", RUN, {"action": "ok", "reason": "run"}))
     return events, dict(memory, services=now)
+
+
+def _service_events(name: str, entry: t.Mapping[str, t.Any], before: t.Mapping[str, t.Any]) -> tuple[list[Event], dict[str, t.Any]]:
+    """One service's events of a run, and what to remember of it for the next (empty: nothing)."""
+    action = entry.get("action")
+    if action in ("failed", "rolled_back"):
+        key = failure_key(str(action), entry.get("error"))
+        return ([] if before.get("key") == key else [Event(str(action), name, dict(entry))]), {"kind": "failure", "key": key}
+    if action in ("deployed", "unchanged"):
+        events = [Event("recovered", name, dict(entry))] if before.get("kind") == "failure" else []
+        return events + ([Event("deployed", name, dict(entry))] if action == "deployed" else []), {}
+    if action == "pruned":
+        return [Event("pruned", name, dict(entry))], {}
+    if action == "orphaned":
+        return ([] if before.get("kind") == "orphaned" else [Event("orphaned", name, dict(entry))]), {"kind": "orphaned"}
+    return [], dict(before)  # skipped: nothing known, keep what was
 
 
 COUNT_WORDS = {"rolled_back": "rolled back"}
@@ -351,18 +351,8 @@ def build_message(
     the failures."""
     kinds = {event.kind for event in events}
     bad = kinds & {"failed", "rolled_back"}
-    what = []
     run_failed = any(e.service == RUN and e.kind == "failed" for e in events)
-    if run_failed:
-        what.append("run failed")
-    for kind in ("failed", "rolled_back", "recovered", "deployed", "pruned", "orphaned"):
-        names = [e.service for e in events if e.kind == kind and e.service != RUN]
-        if names:
-            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-            what.append(f"{shown} {COUNT_WORDS.get(kind, kind)}")
-    if any(e.service == RUN and e.kind == "recovered" for e in events):
-        what.append("runs work again")
-    title = f"podops {host}: " + "; ".join(what)
+    title = f"podops {host}: " + _headline(events, run_failed)
     commit = report.get("commit")
     lines = [
         f"host: {host}",
@@ -375,34 +365,47 @@ def build_message(
         lines.append(f"status page: {target}")
     if report.get("error"):
         lines += ["", f"error: {report['error']}"]
-    recovered = {e.service for e in events if e.kind == "recovered"}
-    services: t.Mapping[str, dict] = report.get("services") or {}
-    unchanged = 0
-    body_services = []
-    for name, entry in services.items():
-        action = entry.get("action")
-        if action == "unchanged" and name not in recovered:
-            unchanged += 1
-            continue
-        text = f"- {name}: {action} ({entry.get('reason')})"
-        if name in recovered:
-            text += ", recovered"
-        if entry.get("error"):
-            text += f": {entry['error']}"
-        body_services.append(text)
-        failure = entry.get("failure_log") if action in ("failed", "rolled_back") else None
-        if isinstance(failure, dict):
-            if failure.get("healthcheck"):
-                body_services.append(f"    healthcheck: {failure['healthcheck']}")
-            for log_line in (failure.get("lines") or [])[-LOG_LINES:]:
-                body_services.append(f"    | {failure.get('container') or '?'}: {log_line}")
-    if unchanged:
-        body_services.append(f"- {unchanged} unchanged")
+    body_services = _service_lines(report.get("services") or {}, {e.service for e in events if e.kind == "recovered"})
     if body_services:
         lines += ["", *body_services]
     kind = "failure" if bad or run_failed else ("success" if kinds & {"recovered", "deployed"} else "info")
     secrets = list(secrets)
     return Message(redact(title, secrets), redact("\n".join(lines), secrets), kind)
+
+
+def _headline(events: t.Sequence[Event], run_failed: bool) -> str:
+    """``web, api failed; db deployed`` (at most three names per kind)."""
+    what = ["run failed"] if run_failed else []
+    for kind in ("failed", "rolled_back", "recovered", "deployed", "pruned", "orphaned"):
+        names = [e.service for e in events if e.kind == kind and e.service != RUN]
+        if names:
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            what.append(f"{shown} {COUNT_WORDS.get(kind, kind)}")
+    if any(e.service == RUN and e.kind == "recovered" for e in events):
+        what.append("runs work again")
+    return "; ".join(what)
+
+
+def _service_lines(services: t.Mapping[str, dict], recovered: set[str]) -> list[str]:
+    """A line per service that is not simply unchanged (with the failures' healthcheck and log lines), then
+    how many are."""
+    unchanged = 0
+    lines = []
+    for name, entry in services.items():
+        action = entry.get("action")
+        if action == "unchanged" and name not in recovered:
+            unchanged += 1
+            continue
+        text = f"- {name}: {action} ({entry.get('reason')})" + (", recovered" if name in recovered else "")
+        lines.append(text + (f": {entry['error']}" if entry.get("error") else ""))
+        failure = entry.get("failure_log") if action in ("failed", "rolled_back") else None
+        if isinstance(failure, dict):
+            if failure.get("healthcheck"):
+                lines.append(f"    healthcheck: {failure['healthcheck']}")
+            lines += [f"    | {failure.get('container') or '?'}: {log_line}" for log_line in (failure.get("lines") or [])[-LOG_LINES:]]
+    if unchanged:
+        lines.append(f"- {unchanged} unchanged")
+    return lines
 
 
 def wanted(events: t.Sequence[Event], on: t.Sequence[str]) -> list[Event]:

@@ -59,13 +59,7 @@ class SwitchConfig:
         if not self.name or not all(c.isalnum() or c in "_.-" for c in self.name) or self.name.startswith("."):
             raise PodopsError(f"{where}: name must use letters, digits, '.', '_' and '-', not {self.name!r}")
         if self.ports:
-            if sorted(self.ports) != list(SLOTS):
-                raise PodopsError(f"{where}: ports must give one port per slot, for example {{a: 8081, b: 8082}}, not {self.ports!r}")
-            for slot, port in self.ports.items():
-                if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-                    raise PodopsError(f"{where}: port of slot {slot} must be a number from 1 to 65535, not {port!r}")
-            if self.ports["a"] == self.ports["b"]:
-                raise PodopsError(f"{where}: the slots need two different ports (both are {self.ports['a']}): the new version starts beside the old one")
+            self._validate_ports(where)
         templates = (("health_url", self.health_url), ("upstream_template", self.upstream_file and self.upstream_template))
         needs_port = [what for what, text in templates if text and "{port}" in text]
         if needs_port and not self.ports:
@@ -84,6 +78,15 @@ class SwitchConfig:
             self.upstream(SLOTS[0])
         except (KeyError, IndexError, ValueError) as exc:
             raise PodopsError(f"{where}: upstream_template may only use {{port}} and {{slot}} (double other braces): {exc}") from exc
+
+    def _validate_ports(self, where: str) -> None:
+        if sorted(self.ports) != list(SLOTS):
+            raise PodopsError(f"{where}: ports must give one port per slot, for example {{a: 8081, b: 8082}}, not {self.ports!r}")
+        for slot, port in self.ports.items():
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+                raise PodopsError(f"{where}: port of slot {slot} must be a number from 1 to 65535, not {port!r}")
+        if self.ports["a"] == self.ports["b"]:
+            raise PodopsError(f"{where}: the slots need two different ports (both are {self.ports['a']}): the new version starts beside the old one")
 
     def port(self, slot: str) -> int | None:
         return self.ports.get(slot)
