@@ -165,14 +165,7 @@ def discover(
 
     commit = git_commit(runner, repo_dir)
     tracked = git_tracked_files(runner, repo_dir, services_dir) if commit is not None else None
-    by_service: dict[str, list[str]] = {}
-    if tracked is not None:
-        root = os.path.normpath(services_dir) + "/"
-        for path in tracked:
-            if path.startswith(root):
-                name, _sep, rest = path[len(root) :].partition("/")
-                if rest:
-                    by_service.setdefault(name, []).append(rest)
+    by_service = _tracked_by_service(tracked, services_dir) if tracked is not None else None
 
     specs: dict[str, ServiceSpec] = {}
     for name in candidates:
@@ -182,36 +175,63 @@ def discover(
         spec = ServiceSpec(name=name, rel_dir=rel_dir, service_dir=os.path.join(repo_dir, rel_dir), project_name=project_name(prefix, name))
         specs[name] = spec
         # None: git cannot say which files belong (no checkout, or a folder not committed yet): walk it.
-        rel_files = by_service.get(name) if tracked is not None else None
-        if tracked is not None and rel_files is None:
+        rel_files = by_service.get(name) if by_service is not None else None
+        if by_service is not None and rel_files is None:
             warnings.append(f"{rel_dir} is not committed to git: all its files are digested until it is")
-        try:
-            spec.project = load_project(spec.service_dir)
-            if rel_files is None:
-                data = spec.project.writable_binds()
-                rel_files = [rel for rel in walk_files(spec.service_dir) if not under_any(rel, data)]
-            spec.project_name = project_name(prefix, name, spec.project.name)
-            compose_rel = os.path.join(rel_dir, os.path.basename(spec.project.compose_file))
-            for variable in spec.project.unset:
-                warnings.append(
-                    f"{compose_rel}: variable {variable} is not set (not in {os.path.join(rel_dir, '.env')} nor the environment); "
-                    "it is replaced by an empty string"
-                )
-            always = [(os.path.basename(spec.project.compose_file), spec.project.compose_file, True)]
-            always += [(env_key(ref.ref, ref.path, spec.service_dir), ref.path, ref.required) for ref in spec.project.env_files]
-            always += referenced_files(spec, runner, repo_dir, tracked is not None)
-            spec.files = file_map(spec.service_dir, rel_files, always, spec.project.settings.ignore, secrets)
-            if secrets is not None:
-                check_vault_files(spec, secrets)
-        except PodopsError as exc:
-            spec.error = str(exc)
-            try:
-                spec.files = file_map(spec.service_dir, rel_files if rel_files is not None else walk_files(spec.service_dir))
-            except PodopsError:
-                spec.files = {}
-        spec.digest = digest_of(spec.files)
+        _read_service(spec, rel_files, runner, repo_dir, prefix, by_service is not None, secrets, warnings)
     mark_project_clashes(specs)
     return specs, set(candidates), warnings, commit
+
+
+def _tracked_by_service(tracked: t.Iterable[str], services_dir: str) -> dict[str, list[str]]:
+    """git's tracked files under the services folder, per service folder, relative to it."""
+    by_service: dict[str, list[str]] = {}
+    root = os.path.normpath(services_dir) + "/"
+    for path in tracked:
+        if path.startswith(root):
+            name, _sep, rest = path[len(root) :].partition("/")
+            if rest:
+                by_service.setdefault(name, []).append(rest)
+    return by_service
+
+
+def _read_service(
+    spec: ServiceSpec,
+    rel_files: list[str] | None,
+    runner: Runner,
+    repo_dir: str,
+    prefix: str,
+    git_knows: bool,
+    secrets: Secrets | None,
+    warnings: list[str],
+) -> None:
+    """A service's compose model, file map and digest; a problem becomes ``spec.error`` (its files are still
+    digested, so that fixing it is a change)."""
+    try:
+        spec.project = load_project(spec.service_dir)
+        if rel_files is None:
+            data = spec.project.writable_binds()
+            rel_files = [rel for rel in walk_files(spec.service_dir) if not under_any(rel, data)]
+        spec.project_name = project_name(prefix, spec.name, spec.project.name)
+        compose_rel = os.path.join(spec.rel_dir, os.path.basename(spec.project.compose_file))
+        for variable in spec.project.unset:
+            warnings.append(
+                f"{compose_rel}: variable {variable} is not set (not in {os.path.join(spec.rel_dir, '.env')} nor the environment); "
+                "it is replaced by an empty string"
+            )
+        always = [(os.path.basename(spec.project.compose_file), spec.project.compose_file, True)]
+        always += [(env_key(ref.ref, ref.path, spec.service_dir), ref.path, ref.required) for ref in spec.project.env_files]
+        always += referenced_files(spec, runner, repo_dir, git_knows)
+        spec.files = file_map(spec.service_dir, rel_files, always, spec.project.settings.ignore, secrets)
+        if secrets is not None:
+            check_vault_files(spec, secrets)
+    except PodopsError as exc:
+        spec.error = str(exc)
+        try:
+            spec.files = file_map(spec.service_dir, rel_files if rel_files is not None else walk_files(spec.service_dir))
+        except PodopsError:
+            spec.files = {}
+    spec.digest = digest_of(spec.files)
 
 
 def under_any(rel: str, folders: t.Iterable[str]) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import threading
 import typing as t
@@ -353,6 +354,7 @@ class Reconciler:
         return self.options.image_updates if setting is None else setting
 
     def _apply(self, plan: Plan, state: dict[str, dict], store: StateStore, podman: Podman) -> None:
+        """Deploy what the plan says (and refresh images where asked), then record every other service."""
         options = self.options
         to_deploy = [plan.specs[item.name] for item in plan.by_action(DEPLOY)]
         to_refresh = [plan.specs[item.name] for item in plan.by_action(UNCHANGED) if self._image_updates_for(plan.specs[item.name])]
@@ -361,48 +363,50 @@ class Reconciler:
             compose.check_version(os.path.join(options.state_dir, "tools.json"))
             deployer = Deployer(podman, compose, options.state_dir, options.project_prefix, plan.commit, options.repo_dir, options.secrets)
             deployer.progress = self.progress
-            recorded_before = dict(state)
-
-            def deployed(spec: ServiceSpec, outcome: Outcome | None) -> None:
-                outcome = outcome or Outcome(FAILED, "no outcome")  # deploy() always returns one
-                if outcome.action == DEPLOYED:
-                    if outcome.project:
-                        spec.live_project = outcome.project  # blue-green: the slot now active
-                    state[spec.name] = _record_success(spec, plan.commit, outcome.images)
-                else:
-                    state[spec.name] = _record_failure(state.get(spec.name), spec, outcome.error or "failed")
-                if outcome.served is not None:
-                    self.serving[spec.name] = outcome.served
-                self._entry(plan.items[spec.name], outcome.action, outcome.error, outcome.duration_s, outcome.failure_log)
-                store.save(state)  # after every service: a killed run keeps what finished
-
-            def refreshed(spec: ServiceSpec, outcome: Outcome | None) -> None:
-                item = plan.items[spec.name]
-                if outcome is None:
-                    return  # same images: nothing restarted, recorded below as unchanged
-                item.reason = "image"
-                entry = dict(state.get(spec.name) or _record_success(spec, plan.commit))
-                if outcome.images is not None:
-                    entry["images"] = outcome.images
-                if outcome.action == DEPLOYED:
-                    entry.update(status="ok", error=None, deployed_at=utcnow())
-                else:
-                    entry.update(status="failed", error=outcome.error, failed_at=utcnow())
-                state[spec.name] = entry
-                self._entry(item, outcome.action, outcome.error, outcome.duration_s, outcome.failure_log)
-                store.save(state)
+            before = dict(state)  # what each service was when the run began (a rollback goes back to it)
 
             def deploy(spec: ServiceSpec) -> Outcome:
-                return deployer.deploy(spec, recorded_before.get(spec.name), pull=bool(options.redeploy))
+                return deployer.deploy(spec, before.get(spec.name), pull=bool(options.redeploy))
 
             def refresh(spec: ServiceSpec) -> Outcome | None:
-                running = plan.live.get(spec.live_project, [])
-                return deployer.update_images(spec, recorded_before.get(spec.name) or {}, running)
+                return deployer.update_images(spec, before.get(spec.name) or {}, plan.live.get(spec.live_project, []))
 
-            apply_all(to_deploy, deploy, options.parallel, deployed)
-            apply_all(to_refresh, refresh, options.parallel, refreshed)
+            apply_all(to_deploy, deploy, options.parallel, functools.partial(self._deployed, plan, state, store))
+            apply_all(to_refresh, refresh, options.parallel, functools.partial(self._refreshed, plan, state, store))
+        self._record_the_rest(plan, state)
 
-        snapshots = SnapshotStore(options.state_dir)
+    def _deployed(self, plan: Plan, state: dict[str, dict], store: StateStore, spec: ServiceSpec, outcome: Outcome | None) -> None:
+        outcome = outcome or Outcome(FAILED, "no outcome")  # deploy() always returns one
+        if outcome.action == DEPLOYED:
+            if outcome.project:
+                spec.live_project = outcome.project  # blue-green: the slot now active
+            state[spec.name] = _record_success(spec, plan.commit, outcome.images)
+        else:
+            state[spec.name] = _record_failure(state.get(spec.name), spec, outcome.error or "failed")
+        if outcome.served is not None:
+            self.serving[spec.name] = outcome.served
+        self._entry(plan.items[spec.name], outcome.action, outcome.error, outcome.duration_s, outcome.failure_log)
+        store.save(state)  # after every service: a killed run keeps what finished
+
+    def _refreshed(self, plan: Plan, state: dict[str, dict], store: StateStore, spec: ServiceSpec, outcome: Outcome | None) -> None:
+        item = plan.items[spec.name]
+        if outcome is None:
+            return  # same images: nothing restarted, recorded as unchanged by _record_the_rest
+        item.reason = "image"
+        entry = dict(state.get(spec.name) or _record_success(spec, plan.commit))
+        if outcome.images is not None:
+            entry["images"] = outcome.images
+        if outcome.action == DEPLOYED:
+            entry.update(status="ok", error=None, deployed_at=utcnow())
+        else:
+            entry.update(status="failed", error=outcome.error, failed_at=utcnow())
+        state[spec.name] = entry
+        self._entry(item, outcome.action, outcome.error, outcome.duration_s, outcome.failure_log)
+        store.save(state)
+
+    def _record_the_rest(self, plan: Plan, state: dict[str, dict]) -> None:
+        """Services nothing was done to: failed in the plan, or unchanged (adopted ones get a record and a snapshot)."""
+        snapshots = SnapshotStore(self.options.state_dir)
         for item in plan.items.values():
             if item.name in self.services:
                 continue
@@ -416,7 +420,7 @@ class Reconciler:
                 if item.reason == "adopted" or not recorded.get("digest"):
                     running = plan.live.get(spec.live_project, [])
                     state[item.name] = _record_success(spec, plan.commit, {c.compose_service: c.image_id for c in running if c.image_id})
-                    snapshots.save(spec.name, options.repo_dir, spec.rel_dir, spec.files)
+                    snapshots.save(spec.name, self.options.repo_dir, spec.rel_dir, spec.files)
                 elif recorded.get("status") != "ok":
                     recorded.update(status="ok", error=None, failed_digest=None)
                 self._entry(item, UNCHANGED)
