@@ -44,21 +44,6 @@ ENGINE_FILE = "engine.json"
 LANE_FILE = "fast-lane.json"
 FORMAT = 1
 DEFAULT_MAX_AGE = 3600.0
-# Options of the engine a lane may replay: everything but the trigger, the run ID, a redeploy and secrets.
-OPTION_FIELDS = (
-    "repo_dir",
-    "state_dir",
-    "services_dir",
-    "services",
-    "project_prefix",
-    "prune",
-    "parallel",
-    "lock_timeout",
-    "keep_runs",
-    "podman_executable",
-    "compose_executable",
-    "image_updates",
-)
 # What podman, podman-compose and git read from the environment (none of it secret: it is in /proc too).
 ENV_KEYS = ("PATH", "HOME", "TMPDIR", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "REGISTRY_AUTH_FILE", "DOCKER_CONFIG")
 ENV_PREFIXES = ("CONTAINERS_", "CONTAINER_", "PODMAN_", "BUILDAH_", "STORAGE_")
@@ -96,7 +81,7 @@ def record_engine_call(options: t.Any, run_id: str, environ: t.Mapping[str, str]
             "run_id": run_id,
             "calls": calls,
             "vault": bool(secrets.provided or secrets.found or secrets.seen),
-            "options": {name: getattr(options, name) for name in OPTION_FIELDS},
+            "options": options.replayable(),
             "env": engine_env(environ),
         },
     )
@@ -195,7 +180,8 @@ def decide(
     if lane.get("args") != list(args):
         return None, "podops-pull's arguments differ from the last full run's"
     options = lane.get("options") or {}
-    if sorted(options) != sorted(OPTION_FIELDS) or os.path.realpath(str(options.get("repo_dir"))) != os.path.realpath(repo_dir):
+    # (Which options a record holds is the collection's business: a new version changes the fingerprint.)
+    if os.path.realpath(str(options.get("repo_dir"))) != os.path.realpath(repo_dir):
         return None, "the last full run reconciled another checkout"
     if os.path.realpath(str(options.get("state_dir"))) != os.path.realpath(state_dir):
         return None, "the last full run used another state folder"

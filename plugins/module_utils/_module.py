@@ -246,17 +246,6 @@ def make_runner(module: t.Any) -> t.Callable[..., tuple[int, str, str]]:
     return run
 
 
-def _at_least(params: t.Mapping[str, t.Any], key: str, default: int, least: int = 1) -> int:
-    """An integer option that must not be below ``least``: 0 or a negative number is refused, never turned
-    silently into the default."""
-    value = params.get(key)
-    if value is None:
-        return default
-    if int(value) < least:
-        raise PodopsError(f"{key} must be at least {least}, not {value} (default {default})")
-    return int(value)
-
-
 def module_options(module: t.Any) -> Options:
     """The engine's options from a module's parameters; a value the engine refuses fails the task, naming it."""
     try:
@@ -267,9 +256,10 @@ def module_options(module: t.Any) -> Options:
 
 
 def options_from_params(params: t.Mapping[str, t.Any]) -> Options:
-    lock_timeout = float(params.get("lock_timeout") if params.get("lock_timeout") is not None else 300)
-    if lock_timeout < 0:
-        raise PodopsError(f"lock_timeout must be 0 (do not wait) or more seconds, not {params['lock_timeout']}")
+    def given(key: str, default: t.Any) -> t.Any:
+        # 0 is a value (which validate() refuses where it makes no sense), not "use the default".
+        return params[key] if params.get(key) is not None else default
+
     return Options(
         repo_dir=params["repo_dir"],
         state_dir=params.get("state_dir") or default_state_dir(),
@@ -279,9 +269,9 @@ def options_from_params(params: t.Mapping[str, t.Any]) -> Options:
         prune=bool(params.get("prune", False)),
         trigger=params.get("trigger") or "cli",
         run_id=params.get("run_id") or None,
-        parallel=_at_least(params, "parallel", 4),
-        lock_timeout=lock_timeout,
-        keep_runs=_at_least(params, "keep_runs", 100),
+        parallel=int(given("parallel", 4)),
+        lock_timeout=float(given("lock_timeout", 300)),
+        keep_runs=int(given("keep_runs", 100)),
         podman_executable=params.get("podman_executable"),
         compose_executable=params.get("compose_executable"),
         image_updates=bool(params.get("image_updates", False)),

@@ -75,6 +75,13 @@ class Options:
     fast_lane: bool = False  # podops-pull runs the engine itself (marks the run report)
     notify: NotifySettings | None = None  # notifications and commit status (secret: never in engine.json)
 
+    # What podops-pull's fast lane does not replay: who asked and why, a redeploy, secrets, the lane mark.
+    NOT_REPLAYED: t.ClassVar[tuple[str, ...]] = ("trigger", "run_id", "redeploy", "secrets", "fast_lane", "notify")
+
+    def replayable(self) -> dict[str, t.Any]:
+        """The options a fast-lane run reuses (``Options(trigger=..., run_id=..., fast_lane=True, **these)``)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in self.NOT_REPLAYED}
+
     def validate(self) -> None:
         if not self.repo_dir:
             raise PodopsError("podops_repo_dir is empty: set it to the checkout of your env repo")
@@ -90,7 +97,11 @@ class Options:
         if self.run_id is not None and not RUN_ID_RE.match(self.run_id):
             raise PodopsError(f"podops_run_id may only use letters, digits, '.', '_' and '-' (at most 64, not starting with '.'), not {self.run_id!r}")
         if self.parallel < 1:
-            raise PodopsError("podops_parallel must be at least 1")
+            raise PodopsError(f"podops_parallel must be at least 1, not {self.parallel}")
+        if self.keep_runs < 1:
+            raise PodopsError(f"podops_keep_runs must be at least 1 (the run reports kept), not {self.keep_runs}")
+        if self.lock_timeout < 0:
+            raise PodopsError(f"podops_lock_timeout must be 0 (do not wait) or more seconds, not {self.lock_timeout:g}")
         if self.project_prefix and not all(c.isalnum() or c in "_-" for c in self.project_prefix):
             raise PodopsError("podops_project_prefix may only use letters, digits, '_' and '-'")
         if self.redeploy is not None:

@@ -159,7 +159,7 @@ def test_fingerprint_follows_the_installed_files(tmp_path):
 
 def test_the_lane_runs_only_under_the_host_lock(git, state, monkeypatch):
     monkeypatch.delenv("PODOPS_LOCK_HELD", raising=False)
-    lane = _lane.Lane({name: None for name in _lane.OPTION_FIELDS}, {})
+    lane = _lane.Lane(Options(repo_dir="/r", state_dir="/s").replayable(), {})
     with pytest.raises(_lane.PodopsError, match="under the host lock"):
         _lane.run(lane, "timer", "r9", {})
 

@@ -97,6 +97,6 @@ def test_a_number_below_its_least_is_refused_not_turned_into_the_default(env_rep
     for module, extra in ((compose_deploy, {}), (image_update, {"service": "web"})):
         result = run_module(module, {"repo_dir": str(env_repo), "state_dir": str(state), option: value, **extra}, capsys, check_mode=True)
         assert result["failed"] is True
-        assert result["msg"].startswith(f"{option} must be {least}"), result["msg"]
+        assert result["msg"].startswith(f"podops_{option} must be {least}"), result["msg"]
         assert str(value) in result["msg"]
     assert not state.exists()
