@@ -17,7 +17,7 @@ description:
   - A host the rollout has not reached (a later C(serial) batch, or one left out because an earlier batch failed)
     is V(skipped), with the services its C(podops_services) selects; a host that failed before podops ran on it
     (unreachable, a failed sync) is V(failed) with the reason from C(podops_fleet_error).
-  - Run it once per batch (C(run_once)) after the reconcile: hostvars persist across batches, so every call sees
+  - Run it once per batch (C(run_once)) after the reconcile. Hostvars persist across batches, so every call sees
     the earlier batches' hosts, and the files of one run are rewritten, never multiplied. The fleet run id is kept
     in the fact C(podops_fleet_run_id).
   - This is an action plugin that runs entirely on the controller; nothing is sent to the host.
@@ -33,7 +33,7 @@ options:
     default: ./podops-reports
   max_fail_percentage:
     description:
-      - The play's C(max_fail_percentage): with it the plugin tells whether this batch ends the rollout (RV(final)).
+      - The play's C(max_fail_percentage), to tell whether this batch ends the rollout (RV(final)).
     type: float
     default: 0
 attributes:

@@ -20,8 +20,10 @@ SERVICES_BY_HOST = {0: ["*"], 1: ["*"], 2: ["web"], 3: []}  # host 3: only web; 
 
 
 @pytest.fixture
-def fleet(tmp_path: Path):
-    hosts = Fleet(tmp_path / "fleet", 4)
+def fleet(request, tmp_path: Path):
+    """A fleet of four hosts (parametrize ``fleet`` indirectly for another count); its sshd processes and containers
+    go afterwards."""
+    hosts = Fleet(tmp_path / "fleet", getattr(request, "param", 4))
     yield hosts
     hosts.stop()
     hosts.cleanup_containers()
@@ -33,11 +35,11 @@ class Controller:
     def __init__(self, fleet: Fleet, base: Path):
         self.fleet = fleet
         self.cwd = base / "laptop"
-        self.cwd.mkdir()
+        self.cwd.mkdir(exist_ok=True)
         self.inventory = fleet.inventory(self.cwd / "inventory.json", group_vars={"podops_trigger": "laptop"})
 
-    def run(self, **extra) -> subprocess.CompletedProcess:
-        argv = ["ansible-playbook", "-i", str(self.inventory), "podops.gitops.reconcile", "-e", json.dumps(extra)]
+    def run(self, *args: str, **extra) -> subprocess.CompletedProcess:
+        argv = ["ansible-playbook", "-i", str(self.inventory), "podops.gitops.reconcile", "-e", json.dumps(extra), *args]
         return subprocess.run(argv, cwd=self.cwd, env=self.fleet.env(), capture_output=True, text=True, timeout=300, check=False)
 
     def summaries(self) -> list[Path]:
@@ -149,3 +151,57 @@ def test_canary_first_rollout_stops_at_a_failing_host_and_converges(fleet, tmp_p
     assert set(summary["totals"]) == {"unchanged"}
     _assert_summary_matches_reports(summary, fleet, [0, 1, 2, 3])
     assert "changed=0" in again.stdout and "changed=1" not in again.stdout
+
+
+@pytest.mark.parametrize("fleet", [2], indirect=True)
+def test_push_without_repeating_the_bootstrap_settings_and_with_the_controllers_checkout(fleet, tmp_path):
+    """Host 1 clones an SSH URL with the deploy key and known_hosts the bootstrap recorded (podops.fact), host 2 gets
+    the controller's checkout as a git bundle (podops_repo_src); neither has a podman environment in the inventory."""
+    git_server, shipped = fleet.hosts
+    ports = {host.name: free_port() for host in fleet.hosts}
+    for host in fleet.hosts:
+        podman_env = dict(host.vars.pop("podops_podman_env", {}), WEB_PORT=str(ports[host.name]))
+        deploy_key = host.base / "deploy_key"
+        deploy_key.write_bytes(fleet.client_key.read_bytes())
+        deploy_key.chmod(0o600)
+        fact = {"podman_env": podman_env, "ssh_key": str(deploy_key), "ssh_known_hosts": str(fleet.known_hosts)}
+        (host.base / "podops.fact").write_text(json.dumps(fact))
+        host.vars["podops_host_fact_file"] = str(host.base / "podops.fact")
+    laptop_dir = tmp_path / "laptop"
+    laptop_dir.mkdir()
+    repo = EnvRepo(laptop_dir / "env-repo")
+    repo.write("services/web/compose.yaml", web_service("${WEB_PORT}"))  # type: ignore[arg-type]
+    repo.write("services/web/site/index.html", "web v1")
+    first = repo.commit("web v1")
+    bare = tmp_path / "served.git"
+    sh("git", "clone", "-q", "--bare", str(repo.path), str(bare))
+    git_server.vars["podops_repo_url"] = f"ssh://root@{git_server.address}:{git_server.port}{bare}"
+    shipped.vars["podops_repo_src"] = "env-repo"  # relative to where ansible-playbook starts
+    laptop = Controller(fleet, tmp_path)
+
+    # Not committed: never shipped (the bundle holds the commit, not the work tree).
+    repo.write("services/web/site/index.html", "uncommitted")
+    run = laptop.run()
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    for host in fleet.hosts:
+        assert host.last_run["commit"] == first, host.name
+        assert host.last_run["services"]["web"]["action"] == "deployed", host.name
+        assert http_get(ports[host.name]) == "web v1"
+    checkout = shipped.state_dir / "push-repo"
+    assert sh("git", "-C", str(checkout), "rev-parse", "HEAD").stdout.strip() == first
+
+    repo.write("services/web/site/index.html", "web v2")
+    second = repo.commit("web v2")
+    sh("git", "-C", str(repo.path), "push", "-q", str(bare), "main")
+    run = laptop.run()
+    assert run.returncode == 0, run.stdout[-3000:]
+    for host in fleet.hosts:
+        assert host.last_run["commit"] == second, host.name
+        assert http_get(ports[host.name]) == "web v2"
+    ids = [host.container_ids() for host in fleet.hosts]
+
+    # A source that is not a checkout: a clear message, nothing changed.
+    refused = laptop.run("--limit", shipped.name, podops_repo_src=str(tmp_path / "nowhere"))
+    assert refused.returncode != 0
+    assert "podops_repo_src: cannot ship main of" in refused.stdout
+    assert shipped.container_ids() == ids[1]
