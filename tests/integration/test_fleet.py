@@ -205,3 +205,18 @@ def test_push_without_repeating_the_bootstrap_settings_and_with_the_controllers_
     assert refused.returncode != 0
     assert "podops_repo_src: cannot ship main of" in refused.stdout
     assert shipped.container_ids() == ids[1]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [("podops_serial", "one", "podops_serial must be a number of hosts"), ("podops_max_fail_percentage", "lots", "must be a percentage")],
+)
+def test_a_rollout_setting_ansible_cannot_read_is_refused_with_what_to_give(tmp_path, variable, value, says):
+    repo = EnvRepo(tmp_path / "env-repo")
+    repo.add_web("web", free_port())
+    repo.commit()
+    variables = {"podops_repo_dir": str(repo.path), "podops_state_dir": str(tmp_path / "state"), variable: value}
+    run = subprocess.run(["ansible-playbook", "podops.gitops.reconcile", "-e", json.dumps(variables)], capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode != 0
+    assert says in run.stdout + run.stderr and "Nothing was changed" in run.stdout + run.stderr
+    assert not (tmp_path / "state").exists()
