@@ -71,7 +71,9 @@ class ActionModule(ActionBase):
                 )
             )
         run_id = self._run_id(hostvars, hosts)
-        summary = build_summary(inputs, run_id=run_id, generated=_now().isoformat(timespec="seconds"), check_mode=bool(self._task.check_mode))
+        # The task itself runs with check_mode off (it writes on the controller only): the run's mode is the hosts'.
+        check_mode = bool(task_vars.get("ansible_check_mode")) or any(host.report.get("check_mode") for host in inputs if host.report)
+        summary = build_summary(inputs, run_id=run_id, generated=_now().isoformat(timespec="seconds"), check_mode=check_mode)
         report_dir = os.path.abspath(os.path.expanduser(args["report_dir"]))
         base = os.path.join(report_dir, run_id)
         try:
