@@ -79,7 +79,7 @@ def timed_run(fleet: Fleet, inventory: Path, cwd: Path, forks: int, repo: Path) 
     return {"wall_s": round(wall, 2), "controller_cpu_s": round(cpu, 2)}
 
 
-def bench_count(count: int, forks_list: list[int], services: int, base: Path) -> dict:
+def bench_count(count: int, forks_list: list[int], services: int, base: Path, kinds: list[str]) -> dict:
     fleet = Fleet(base / f"fleet-{count}", count)
     try:
         repo = make_repo(base / f"repo-{count}", services)
@@ -88,9 +88,11 @@ def bench_count(count: int, forks_list: list[int], services: int, base: Path) ->
         inventory = fleet.inventory(cwd / "inventory.json", group_vars={"podops_trigger": "laptop"})
         result = {"hosts": count, "services_per_host": services, "first_deploy": timed_run(fleet, inventory, cwd, max(forks_list), repo)}
         for step, forks in enumerate(forks_list, start=1):
-            result[f"noop_f{forks}"] = timed_run(fleet, inventory, cwd, forks, repo)
-            change_one(repo, step)
-            result[f"change_f{forks}"] = timed_run(fleet, inventory, cwd, forks, repo)
+            if "noop" in kinds:
+                result[f"noop_f{forks}"] = timed_run(fleet, inventory, cwd, forks, repo)
+            if "change" in kinds:
+                change_one(repo, step)
+                result[f"change_f{forks}"] = timed_run(fleet, inventory, cwd, forks, repo)
         return result
     finally:
         fleet.stop()
@@ -99,7 +101,7 @@ def bench_count(count: int, forks_list: list[int], services: int, base: Path) ->
 
 def markdown(results: dict) -> str:
     forks_list = results["forks"]
-    header = ["hosts", "first deploy"] + [f"{kind} f{forks}" for forks in forks_list for kind in ("no-op", "change")]
+    header = ["hosts", "first deploy"] + [f"{label} f{forks}" for forks in forks_list for label in ("no-op", "change")]
     lines = [
         f"# Fleet benchmark ({results['date']})",
         "",
@@ -113,8 +115,8 @@ def markdown(results: dict) -> str:
         cells = [str(row["hosts"]), f"{row['first_deploy']['wall_s']} / {row['first_deploy']['controller_cpu_s']}"]
         for forks in forks_list:
             for kind in ("noop", "change"):
-                cell = row[f"{kind}_f{forks}"]
-                cells.append(f"{cell['wall_s']} / {cell['controller_cpu_s']}")
+                cell = row.get(f"{kind}_f{forks}")
+                cells.append(f"{cell['wall_s']} / {cell['controller_cpu_s']}" if cell else "not run")
         lines.append("| " + " | ".join(cells) + " |")
     runs = {row["hosts"]: row for row in results["runs"]}
     if len(runs) > 1:
@@ -122,6 +124,8 @@ def markdown(results: dict) -> str:
         small, large = min(runs), max(runs)
         for forks in forks_list:
             key = f"noop_f{forks}"
+            if key not in runs[small] or key not in runs[large]:
+                continue
             wall = (runs[large][key]["wall_s"] - runs[small][key]["wall_s"]) / (large - small)
             cpu = (runs[large][key]["controller_cpu_s"] - runs[small][key]["controller_cpu_s"]) / (large - small)
             ratio = runs[large][key]["wall_s"] / runs[small][key]["wall_s"]
@@ -134,6 +138,8 @@ def main() -> None:
     parser.add_argument("--hosts", default="1,5,10,20", help="host counts (default 1,5,10,20)")
     parser.add_argument("--forks", default="5,20", help="forks to time each count at (default 5,20)")
     parser.add_argument("--services", type=int, default=3, help="services per host (default 3)")
+    parser.add_argument("--kinds", default="noop,change", help="what to time after the first deploy (default noop,change)")
+    parser.add_argument("--merge", action="store_true", help="add to the rows already in --out (replacing the same host counts)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fleet.json"))
     args = parser.parse_args()
     counts = [int(item) for item in args.hosts.split(",")]
@@ -146,11 +152,16 @@ def main() -> None:
         "runs": [],
     }
     out = Path(args.out)
+    if args.merge and out.is_file():
+        earlier = json.loads(out.read_text())
+        results["runs"] = [row for row in earlier["runs"] if row["hosts"] not in counts]
+        results["forks"] = sorted(set(earlier["forks"]) | set(forks_list))
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="podops-fleet-bench-") as base:
         for count in counts:
-            row = bench_count(count, forks_list, args.services, Path(base))
+            row = bench_count(count, forks_list, args.services, Path(base), args.kinds.split(","))
             results["runs"].append(row)
+            results["runs"].sort(key=lambda item: item["hosts"])
             print(json.dumps(row), flush=True)
             # after every count: an interrupted benchmark keeps what it measured
             out.write_text(json.dumps(results, indent=2) + "\n")
