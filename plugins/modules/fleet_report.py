@@ -21,7 +21,7 @@ description:
     the earlier batches' hosts, and the files of one run are rewritten, never multiplied. The fleet run id is kept
     in the fact C(podops_fleet_run_id).
   - This is an action plugin that runs entirely on the controller; nothing is sent to the host.
-    The playbook P(podops.gitops.reconcile#playbook) calls it (see C(podops_fleet_report_dir)).
+    The playbook C(podops.gitops.reconcile) calls it (see C(podops_fleet_report_dir)).
 author:
   - podops.gitops contributors (@podops)
 options:
@@ -50,7 +50,7 @@ attributes:
     description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details:
-      - It never reports a change: writing a report changes no host.
+      - It never reports a change (writing a report changes no host).
   action:
     description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
     support: full
