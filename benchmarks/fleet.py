@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -142,6 +143,10 @@ def main() -> None:
     parser.add_argument("--merge", action="store_true", help="add to the rows already in --out (replacing the same host counts)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fleet.json"))
     args = parser.parse_args()
+    # Stopped early (Ctrl-C, kill, or started in the background where SIGINT is ignored): still stop every sshd and
+    # remove every container of the fleet being timed (bench_count's finally).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     counts = [int(item) for item in args.hosts.split(",")]
     forks_list = [int(item) for item in args.forks.split(",")]
     results = {
