@@ -1,4 +1,4 @@
-# podops.gitops - make demo | make test | make lint | make unit | make integration | make sanity | make molecule | make compat | make bench
+# podops.gitops - make demo | make test | make lint | make unit | make integration | make sanity | make molecule | make compat | make bench | make bench-fleet
 SHELL := /bin/sh
 ENV := . hack/env.sh
 PYTEST_ARGS ?=
@@ -6,7 +6,7 @@ BENCH_ARGS ?=
 DIST ?= .work/dist
 SUITE ?= trixie
 
-.PHONY: setup demo test lint unit integration sanity molecule compat bench bench-quick clean lock webhook screenshots build
+.PHONY: setup demo test lint unit integration sanity molecule compat bench bench-quick bench-fleet clean lock webhook screenshots build
 
 setup:
 	@sh hack/setup.sh
@@ -60,6 +60,12 @@ bench: setup
 
 bench-quick: setup
 	@$(ENV); python benchmarks/bench.py --quick --out .work/bench/quick.json
+
+# The fleet benchmark (benchmarks/fleet.py): a laptop run over real SSH to 1, 5, 10, 20 sshd-on-loopback hosts, no-op
+# and one change, forks 5 and 20; writes benchmarks/results/fleet.{json,md}. FLEET_ARGS="--hosts 1,5" for fewer.
+FLEET_ARGS ?=
+bench-fleet: setup
+	@$(ENV); python benchmarks/fleet.py $(FLEET_ARGS)
 
 # The collection tarball users install: ansible-galaxy collection install $(DIST)/podops-gitops-<version>.tar.gz
 # (galaxy.yml's build_ignore keeps .work, .venv and test output out of it). Needs only ansible-galaxy.

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Make this machine ready for `make demo` and `make test`; idempotent and quick when already done.
 #  - podman, runc, git, busybox-static, docker-registry, nginx-light, chromium + chromium-driver, systemd
-#    (systemd-analyze), debootstrap, openssh-client through apt when missing (as root; otherwise say what to install)
+#    (systemd-analyze), debootstrap, openssh-client, openssh-server through apt when missing (as root; otherwise say what to install)
 #  - a venv (.venv) from the pinned requirements.txt
 #  - the collection on ANSIBLE_COLLECTIONS_PATH (.work/collections, a symlink to this checkout)
 #  - the tiny demo image localhost/podops-demo:1, built locally
@@ -23,6 +23,8 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing 
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing="$missing debootstrap"
 # molecule reaches its test server over SSH
 command -v ssh-keygen >/dev/null 2>&1 || missing="$missing openssh-client"
+# the fleet tests and benchmark run one sshd per simulated host on loopback (tests/integration/fleet_helpers.py)
+[ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
 [ -x /usr/sbin/runc ] || [ -x /usr/bin/runc ] || missing="$missing runc"
 # the webhook shim's tests: its status page in Debian's headless Chromium, its unit file through systemd-analyze
 # (PODOPS_SETUP_BROWSER=0: no browser, for the compatibility containers of hack/compat.sh, which run no browser test)
