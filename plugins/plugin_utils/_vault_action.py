@@ -21,6 +21,7 @@ Python as this very user (no become, no async); ``PODOPS_LOCAL_MODULE=0`` on the
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -50,6 +51,12 @@ sys.modules["ansible_collections"] = package
 from ansible.module_utils._internal._ansiballz import _loader
 _loader.run_module(json_params=sys.stdin.buffer.read(), profile='legacy', module_fqn=sys.argv[1], modlib_path='', extensions={})
 """
+# ansible-core 2.19's loader, which LOCAL_BOOTSTRAP runs the module with; older cores send the payload as always.
+try:
+    HAS_MODULE_LOADER = importlib.util.find_spec("ansible.module_utils._internal._ansiballz._loader") is not None
+except ImportError:
+    HAS_MODULE_LOADER = False
+
 # The module's own time limits end every command it runs; this only bounds a module that hangs in Python itself.
 LOCAL_MODULE_TIMEOUT = 24 * 3600
 
@@ -77,7 +84,7 @@ class VaultActionModule(ActionBase):
 
     def _local_python(self, task_vars: dict[str, t.Any]) -> str | None:
         """The interpreter to run the module with in a local process, or None where the usual payload must go."""
-        if os.environ.get("PODOPS_LOCAL_MODULE", "1") == "0" or C.DEFAULT_KEEP_REMOTE_FILES:
+        if os.environ.get("PODOPS_LOCAL_MODULE", "1") == "0" or C.DEFAULT_KEEP_REMOTE_FILES or not HAS_MODULE_LOADER:
             return None
         if getattr(self._connection, "transport", None) != "local" or self._play_context.become or self._task.async_val:
             return None
