@@ -21,6 +21,7 @@ This is a benchmark, not a test: it fails only when a scenario cannot run, never
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import datetime
 import http.client
@@ -714,6 +715,9 @@ def ratio(a: dict[str, t.Any] | None, b: dict[str, t.Any] | None) -> float | Non
     return round(a["median"] / b["median"], 3)
 
 
+SCENARIOS = ("floor", "first-deploy", "noop", "noop-playbook", "change", "blue-green", "burst")
+
+
 @dataclass
 class Config:
     sizes: list[int]
@@ -729,6 +733,8 @@ class Config:
     keep_work: bool
     trace: bool
     entry: str = "pull"
+    scenarios: frozenset[str] = frozenset(SCENARIOS)
+    setup: str = "deploy"
 
 
 class Bench:
@@ -757,6 +763,8 @@ class Bench:
                 "commands": {tool.name: tool.describe() for tool in self.tools},
                 "trace": config.trace,
                 "podops_entry": config.entry,
+                "scenarios": sorted(config.scenarios),
+                "setup": config.setup,
             },
             "machine": machine_info(env),
             "reference": {},
@@ -775,7 +783,8 @@ class Bench:
         config = self.config
         try:
             try:
-                self.results["reference"]["ansible_floor_s"] = self.ansible_floor()
+                if "floor" in config.scenarios:
+                    self.results["reference"]["ansible_floor_s"] = self.ansible_floor()
             except ScenarioError as exc:
                 self.results["errors"].append({"tool": "ansible", "size": 0, "error": str(exc)})
             for size in sorted(set(config.sizes) | {config.scenario_size}):
@@ -783,7 +792,8 @@ class Bench:
                 log(f"size {size}: env repo {repo.path} (probe {repo.probe} on port {repo.probe_port}, {len(repo.published)} published port(s))")
                 for tool in self.tools:
                     self.run_tool(tool, repo)
-            self.webhook_burst()
+            if "burst" in config.scenarios:
+                self.webhook_burst()
             self.results["complete"] = True
         finally:
             self.results["duration_s"] = round(time.monotonic() - started, 1)
@@ -829,12 +839,14 @@ class Bench:
         prefix = f"pb{self.token}-{tool.letter}{size}-"
         logfile = self.work / f"{tool.name}-{size}.log"
         try:
+            scenarios = self.config.scenarios
             target = self.first_deploys(tool, repo, prefix, logfile)
-            if size in self.config.sizes:
+            if size in self.config.sizes and scenarios & {"noop", "noop-playbook"}:
                 self.measure_noop(tool, target)
             if size == self.config.scenario_size:
-                self.measure_change(tool, target)
-                if tool.name == "podops":
+                if "change" in scenarios:
+                    self.measure_change(tool, target)
+                if tool.name == "podops" and "blue-green" in scenarios:
                     self.measure_blue_green(tool, target)
         except ScenarioError as exc:
             log(f"{tool.name} size {size}: ERROR {exc}")
@@ -846,10 +858,14 @@ class Bench:
     def first_deploys(self, tool: Tool, repo: EnvRepo, prefix: str, logfile: Path) -> Target:
         """First deploys (``--deploy-repeat`` at the scenario size, once otherwise); the last one stays up."""
         size = repo.size
-        count = self.config.deploy_repeat if size == self.config.scenario_size else 1
+        count = self.config.deploy_repeat if size == self.config.scenario_size and "first-deploy" in self.config.scenarios else 1
         walls: list[float] = []
         infos: list[dict[str, t.Any]] = []
         target = None
+        if self.config.setup == "adopt":
+            target = Target(repo, self.work / f"state-{tool.name}-{size}-0", prefix, logfile)
+            self.adopt_setup(target)
+            return target
         for attempt in range(count):
             if attempt:
                 cleanup(prefix, self.env)
@@ -864,17 +880,54 @@ class Bench:
         assert target is not None
         return target
 
+    def adopt_setup(self, target: Target) -> None:
+        """The cheap set-up of ``--setup adopt``: one container per service started with ``podman run`` (no network,
+        no podman-compose, no health gate) carrying the labels podops deploys with and the digest a check-mode run
+        computes; the no-op's untimed warm-up run adopts them into its state. What a no-op reads - one ``podman ps``
+        of N containers, ``git ls-files``, N digests - is the same as after a real first deploy."""
+        repo, started = target.repo, time.monotonic()
+        scratch = self.work / f"adopt-{repo.size}"
+        variables = {"podops_repo_dir": str(repo.path), "podops_state_dir": str(scratch), "podops_project_prefix": target.prefix}
+        ran = run_logged(["ansible-playbook", "podops.gitops.reconcile", "--check", "-e", json.dumps(variables)], self.env, repo.path, target.logfile, 600)
+        report = scratch / "last-check.json"
+        if ran.rc != 0 or not report.is_file():
+            raise ScenarioError(f"the check-mode run that computes the digests failed (rc {ran.rc}); see {target.logfile}")
+        planned = json.loads(report.read_text())["services"]
+        commit = sh("git", "-C", str(repo.path), "rev-parse", "HEAD", env=self.env).stdout.strip()
+
+        def start(name: str) -> None:
+            project = f"{target.prefix}{name}"
+            labels = {
+                "io.podman.compose.project": project,
+                "com.docker.compose.project": project,
+                "io.podman.compose.service": "web",
+                "com.docker.compose.service": "web",
+                "io.podops.service": name,
+                "io.podops.digest": planned[name]["digest"],
+                "io.podops.commit": commit,
+                "io.podops.prefix": target.prefix,
+            }
+            argv = ["podman", "run", "-d", "--network", "none", "--name", f"{project}_web_1"]
+            argv += [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
+            sh(*argv, IMAGE, "sleep", "86400", env=self.env)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(start, repo.names))
+        log(f"size {repo.size}: {repo.size} containers started for adoption in {time.monotonic() - started:.1f}s")
+        self.results.setdefault("setup_s", {})[str(repo.size)] = round(time.monotonic() - started, 1)
+
     def measure_noop(self, tool: Tool, target: Target) -> None:
         size = target.repo.size
         tool.run(target, "noop")  # warm-up, not counted: the first no-op after a deploy may adopt/settle state
         walls, infos = [], []
-        for index in range(self.config.repeat):
+        for index in range(self.config.repeat if "noop" in self.config.scenarios else 0):
             result = tool.run(target, "noop")
             walls.append(result.wall_s)
             infos.append(result.info)
             log(f"{tool.name} size {size}: no-op {index + 1}/{self.config.repeat} {result.wall_s:.2f}s")
-        self.record("noop", size, tool.name, summarize(walls), infos)
-        if isinstance(tool, Podops) and tool.entry == "pull" and size == self.config.scenario_size:
+        if walls:
+            self.record("noop", size, tool.name, summarize(walls), infos)
+        if isinstance(tool, Podops) and tool.entry == "pull" and size == self.config.scenario_size and "noop-playbook" in self.config.scenarios:
             # Reference: the same no-op through ansible-playbook (a laptop run, or podops-pull's full path).
             walls = []
             for _index in range(self.config.repeat):
@@ -1210,7 +1263,22 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result file, the markdown table beside it (default benchmarks/results/latest.json)")
     parser.add_argument("--keep-work", action="store_true", help="keep the generated env repos, state dirs and logs (containers are always removed)")
     parser.add_argument("--trace", action="store_true", help="log every podman/podman-compose call's wall time (a breakdown; adds a few ms per call)")
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated scenarios to run (default all: {','.join(SCENARIOS)}); every size is deployed once whatever is chosen",
+    )
+    parser.add_argument(
+        "--setup",
+        choices=("deploy", "adopt"),
+        default="deploy",
+        help="how each size is set up: a real first deploy (default), or 'adopt': podops only, no-op scenarios only - one container per "
+        "service started with podman run and the labels podops deploys with, adopted by the untimed warm-up no-op (a cheap set-up for large N)",
+    )
     args = parser.parse_args(argv)
+    scenarios = frozenset(filter(None, args.scenarios.split(",")))
+    if scenarios - set(SCENARIOS):
+        parser.error(f"--scenarios: unknown {', '.join(sorted(scenarios - set(SCENARIOS)))}; choose from {','.join(SCENARIOS)}")
 
     quick = args.quick
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else ([5, 10] if quick else [10, 100, 500])
@@ -1236,7 +1304,11 @@ def parse_args(argv: list[str] | None = None) -> Config:
         keep_work=args.keep_work,
         trace=args.trace,
         entry=args.podops_entry,
+        scenarios=scenarios,
+        setup=args.setup,
     )
+    if config.setup == "adopt" and (config.baseline or scenarios - {"floor", "noop", "noop-playbook"}):
+        parser.error("--setup adopt times podops' no-op only: give --no-baseline and --scenarios from floor,noop,noop-playbook")
     if min(config.sizes + [config.scenario_size]) < 1 or config.repeat < 1 or config.deploy_repeat < 1:
         parser.error("sizes and repeats must be at least 1")
     return config

@@ -13,6 +13,7 @@ file and line.
 
 from __future__ import annotations
 
+import collections
 import os
 import re
 import typing as t
@@ -144,11 +145,10 @@ class ComposeProject:
                 found.append(image)
         return found
 
-    def variables(self, environ: t.Mapping[str, str] | None = None) -> dict[str, str]:
-        merged = dict(self.dotenv)
-        merged.update(environ if environ is not None else os.environ)
-        merged.update(self.slot_env)
-        return merged
+    def variables(self, environ: t.Mapping[str, str] | None = None) -> t.Mapping[str, str]:
+        """What the file interpolates: a slot's variables over the environment over ``.env``. A view, not a copy:
+        copying the environment for each project and each lookup was a tenth of a 100-service no-op."""
+        return collections.ChainMap(self.slot_env, environ if environ is not None else os.environ, self.dotenv)
 
     def jobs(self) -> list[str]:
         """Compose services that may exit with code 0: those another service waits for with ``depends_on:
@@ -703,8 +703,7 @@ def load_project(service_dir: str, compose_file: str | None = None, environ: t.M
                 dotenv = parse_dotenv(handle.read(), environ if environ is not None else os.environ)
         except OSError as exc:
             raise PodopsError(f"cannot read {dotenv_path}: {exc.strerror}") from exc
-    variables = dict(dotenv)
-    variables.update(environ if environ is not None else os.environ)
+    variables: t.Mapping[str, str] = collections.ChainMap(environ if environ is not None else os.environ, dotenv)
     services = data.get("services")
     if services is None and data.get("include"):
         services = {}

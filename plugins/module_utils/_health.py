@@ -100,24 +100,27 @@ def wait_healthy(
     good = taken = 0
     starts: dict[str, int] = {}
     reason = "no sample taken"
-    while True:
-        containers = podman.project_containers(project, not_before=time.monotonic())
-        healthy = {c.id: podman.healthcheck(c.id, timeout=check_timeout) for c in containers if c.state == "running" and c.health is not None}
-        verdict, reason = judge_sample(containers, expected, oneshot, healthy, starts)
-        starts = {c.id: c.started_at for c in containers}
-        taken += 1
-        if verdict == "fatal":
-            raise HealthError(reason, culprit(containers, reason))
-        good = good + 1 if verdict == "good" else 0
-        if good >= samples:
-            return taken
-        now = clock()
-        if now >= deadline:
-            failing = culprit(containers, reason)
-            said = podman.health_output(failing.id) if failing is not None and failing.id in healthy else None
-            message = f"not healthy after {timeout:g}s: {reason}" + (f" (its healthcheck said: {said})" if said else "")
-            raise HealthError(message, failing, said)
-        if progress is not None and now >= next_progress:
-            progress(f"{project}: waiting for health for {now - begun:.0f}s of {timeout:g}s ({reason})")
-            next_progress = now + progress_every
-        sleep(interval)
+    with podman.watching(project):
+        while True:
+            containers = podman.project_containers(project, not_before=time.monotonic())
+            healthy = {c.id: podman.healthcheck(c.id, timeout=check_timeout) for c in containers if c.state == "running" and c.health is not None}
+            verdict, reason = judge_sample(containers, expected, oneshot, healthy, starts)
+            starts = {c.id: c.started_at for c in containers}
+            taken += 1
+            if verdict == "fatal":
+                raise HealthError(reason, culprit(containers, reason))
+            good = good + 1 if verdict == "good" else 0
+            if good >= samples:
+                return taken
+            if not set(expected) <= {c.compose_service for c in containers}:
+                podman.relist(project)  # a container still to come is not among the IDs sampled so far
+            now = clock()
+            if now >= deadline:
+                failing = culprit(containers, reason)
+                said = podman.health_output(failing.id) if failing is not None and failing.id in healthy else None
+                message = f"not healthy after {timeout:g}s: {reason}" + (f" (its healthcheck said: {said})" if said else "")
+                raise HealthError(message, failing, said)
+            if progress is not None and now >= next_progress:
+                progress(f"{project}: waiting for health for {now - begun:.0f}s of {timeout:g}s ({reason})")
+                next_progress = now + progress_every
+            sleep(interval)

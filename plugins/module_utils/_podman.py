@@ -131,23 +131,60 @@ class Podman:
         # When podops last finished changing a compose project's containers (monotonic), and any project's.
         self._changed: dict[str, float] = {}
         self._changed_any = float("-inf")
+        # The projects a health gate waits on: project -> the IDs of its containers (empty until first listed),
+        # and the latest sampling round over all of them (``podman ps --filter id=...``): when it started, what it saw.
+        self._watched: dict[str, frozenset[str]] = {}
+        self._round: tuple[float, list[Container]] | None = None
 
     def project_containers(self, project: str, not_before: float) -> list[Container]:
-        """Containers of one compose project from a host-wide ``podman ps`` taken after ``not_before``
-        (monotonic time). Deploys running in parallel share one ps per sampling round instead of one each."""
+        """Containers of one compose project, listed after ``not_before`` (monotonic time).
+
+        A sampling round costs what is being deployed, not what the host runs: a project a health gate waits on
+        (see watching) is served from one ``podman ps --filter id=...`` over the containers of every project being
+        waited on, shared by the deploys running in parallel; any other project, and a watched one whose
+        containers are not all known yet or went away, from a ``podman ps`` filtered by its project label."""
         with self._snapshot_lock:
-            if self._snapshot is None or self._snapshot[0] < not_before:
-                self.containers(label=None)  # records the snapshot
-            containers = t.cast("tuple[float, list[Container]]", self._snapshot)[1]
-        return [c for c in containers if c.project == project]
+            ids = self._watched.get(project)
+            if ids:
+                if self._round is None or self._round[0] < not_before:
+                    started = time.monotonic()
+                    watched = sorted({cid for known in self._watched.values() for cid in known})
+                    self._round = (started, self._listing(["--filter", f"id={cid}"] for cid in watched))
+                listed = [c for c in self._round[1] if c.project == project]
+                if {c.id for c in listed} == ids:
+                    return listed
+        listed = self.containers(label=None, project=project)
+        with self._snapshot_lock:
+            if project in self._watched:
+                self._watched[project] = frozenset(c.id for c in listed)
+        return listed
+
+    @contextlib.contextmanager
+    def watching(self, project: str) -> t.Iterator[None]:
+        """While a health gate samples ``project``: its containers join the shared sampling rounds."""
+        self.relist(project)
+        try:
+            yield
+        finally:
+            with self._snapshot_lock:
+                self._watched.pop(project, None)
+
+    def relist(self, project: str) -> None:
+        """The next sample of watched ``project`` lists it by its label again (a compose service had no container:
+        the IDs known so far are not all of them)."""
+        with self._snapshot_lock:
+            self._watched[project] = frozenset()
 
     def known_containers(self, project: str) -> list[Container]:
         """Containers of one compose project as podops last saw them: from the latest host-wide ``podman ps``
         when it was taken after podops' last change to that project in this run (the plan's ps, for a project
-        not touched since), else from a new one. Changes made by hand meanwhile are not seen, as with the plan."""
+        not touched since), else from a ps of that project. Changes made by hand meanwhile are not seen, as with
+        the plan."""
         with self._snapshot_lock:
             since = max(self._changed.get(project, float("-inf")), self._changed_any)
-        return self.project_containers(project, not_before=since)
+            if self._snapshot is not None and self._snapshot[0] >= since:
+                return [c for c in self._snapshot[1] if c.project == project]
+        return self.containers(label=None, project=project)
 
     def touched(self, project: str | None) -> None:
         """podops changed the containers of ``project`` (None: of projects it cannot name): snapshots taken
@@ -172,11 +209,19 @@ class Podman:
         """All containers (running or not) with ``label`` (None: every container), optionally of one
         compose project: one call."""
         started = time.monotonic()
-        args = [self.executable, "ps", "-a", "--format", "json"]
+        filters = []
         if label:
-            args += ["--filter", f"label={label}"]
+            filters.append(["--filter", f"label={label}"])
         if project is not None:
-            args += ["--filter", f"label={LABEL_COMPOSE_PROJECT}={project}"]
+            filters.append(["--filter", f"label={LABEL_COMPOSE_PROJECT}={project}"])
+        containers = self._listing(filters)
+        if label is None and project is None:
+            self._record(started, containers)
+        return containers
+
+    def _listing(self, filters: t.Iterable[t.Sequence[str]]) -> list[Container]:
+        """``podman ps -a --format json`` with these filter arguments (podman ANDs label filters, ORs id filters)."""
+        args = [self.executable, "ps", "-a", "--format", "json"] + [arg for pair in filters for arg in pair]
         rc, out, err = self.run(args, timeout=TIMEOUT_DEFAULTS["podman"])
         if rc != 0:
             raise PodopsError(f"'podman ps' failed: {last_lines(err)}. Is podman working for this user? Try 'podman info'.")
@@ -184,14 +229,10 @@ class Podman:
             entries = json.loads(out or "[]") or []
         except ValueError as exc:
             raise PodopsError(f"'podman ps --format json' printed something that is not JSON: {exc}") from exc
-        containers = [Container.from_ps(entry) for entry in entries]
-        if label is None and project is None:
-            self._record(started, containers)
-        return containers
+        return [Container.from_ps(entry) for entry in entries]
 
     def _record(self, started: float, containers: list[Container]) -> None:
         """Keep a host-wide listing as the snapshot when it is newer than the one kept."""
-        # The lock is reentrant: project_containers holds it while it lists.
         with self._snapshot_lock:
             if self._snapshot is None or self._snapshot[0] <= started:
                 self._snapshot = (started, containers)

@@ -19,7 +19,7 @@ import typing as t
 from dataclasses import dataclass
 
 from ._common import utcnow
-from ._state import ensure_dir, write_json
+from ._state import atomic_write, ensure_dir, json_text
 
 TRIGGERS = ("cli", "timer", "webhook", "laptop")
 # A caller-chosen run id (the webhook shim passes its own) names the file runs/<run_id>.json.
@@ -134,8 +134,9 @@ def write_report(state_dir: str, report: t.Mapping[str, t.Any], keep: int = 100)
     runs = os.path.join(state_dir, "runs")
     ensure_dir(runs)
     path = os.path.join(runs, f"{report['run_id']}.json")
-    write_json(path, report)
-    write_json(os.path.join(state_dir, LAST_CHECK if report.get("check_mode") else LAST_RUN), report)
+    text = json_text(report)  # once for both files: a report of 2000 services takes a while to encode
+    atomic_write(path, text)
+    atomic_write(os.path.join(state_dir, LAST_CHECK if report.get("check_mode") else LAST_RUN), text)
     names = sorted((os.stat(os.path.join(runs, name)).st_mtime_ns, name) for name in os.listdir(runs) if name.endswith(".json"))
     for _mtime, name in names[: max(0, len(names) - keep)]:
         with contextlib.suppress(OSError):

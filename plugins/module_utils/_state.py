@@ -141,8 +141,13 @@ def atomic_write(path: str, data: bytes | str, mode: int = 0o600) -> None:
             os.close(dir_fd)
 
 
+def json_text(data: t.Any) -> str:
+    """How podops writes a JSON file: sorted keys, indented for people reading it."""
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
 def write_json(path: str, data: t.Any) -> None:
-    atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    atomic_write(path, json_text(data))
 
 
 class StateStore:

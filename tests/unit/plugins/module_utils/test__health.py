@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from ansible_collections.podops.gitops.plugins.module_utils._common import PodopsError
 from ansible_collections.podops.gitops.plugins.module_utils._health import HealthError, judge_sample, wait_healthy
@@ -151,6 +153,8 @@ class FakePodman:
         self.health_results = list(health_results or [])
         self.projects = []
         self.healthchecks = []
+        self.watched = []
+        self.relisted = []
 
     def containers(self, label="io.podops.service", project=None):
         self.projects.append(project)
@@ -159,6 +163,15 @@ class FakePodman:
 
     def project_containers(self, project, not_before):
         return self.containers(project=project)
+
+    @contextlib.contextmanager
+    def watching(self, project):
+        self.watched.append(project)
+        yield
+        self.watched.remove(project)
+
+    def relist(self, project):
+        self.relisted.append(project)
 
     def healthcheck(self, container_id, timeout=None):
         self.healthchecks.append(container_id)
@@ -221,6 +234,19 @@ def test_wait_times_out_when_a_service_never_appears(ps_entry):
         wait(podman, fake, timeout=1.0, expected=("web", "db"))
 
     assert str(err.value) == "not healthy after 1s: no container for compose service db yet"
+    assert podman.relisted == ["t1web"] * len(podman.projects)  # the IDs seen so far are not all of them
+
+
+def test_the_gate_watches_its_project_only_while_it_samples(ps_entry):
+    fake = FakeClock()
+    podman = FakePodman([[ps_entry("healthy")]], [True])
+    seen = []
+    podman.healthcheck = lambda container_id, timeout=None: seen.append(list(podman.watched)) or True
+
+    assert wait(podman, fake, samples=2) == 2
+    assert seen == [["t1web"], ["t1web"]]
+    assert podman.watched == []
+    assert podman.relisted == []
 
 
 def test_wait_stops_at_once_on_a_crashed_container(ps_entry):

@@ -152,25 +152,89 @@ def test_compose_version_that_fails(executable):
 # --- Podman.project_containers ---------------------------------------------------------------------------------
 
 
-def test_project_containers_share_one_ps_per_round(podman_ps_entries, executable):
-    entries = podman_ps_entries[:1] + [dict(podman_ps_entries[1], Names=["other_web_1"], Labels={"io.podman.compose.project": "other"})]
-    runner = FakeRunner({"ps": (0, json.dumps(entries), "")})
-    podman = Podman(runner, executable("podman"))
-    round_started = time.monotonic()
+class FakePs:
+    """``podman ps -a --format json`` over a host's containers, honouring ``--filter label=K=V`` (all must match) and
+    ``--filter id=X`` (any may match), as podman 4.3 does. Every other argv fails the test."""
 
-    t1web = podman.project_containers("t1web", not_before=round_started)
-    other = podman.project_containers("other", not_before=round_started)  # a parallel deploy in the same round
-    none = podman.project_containers("nothing", not_before=round_started - 10)
+    def __init__(self, entries):
+        self.entries = entries
+        self.calls = []
 
-    assert [c.name for c in t1web] == ["t1web_web_1"]
-    assert [c.name for c in other] == ["other_web_1"]
-    assert none == []
-    assert runner.calls == [[podman.executable, "ps", "-a", "--format", "json"]]
+    def __call__(self, argv, cwd=None, timeout=None):
+        assert argv[1:5] == ["ps", "-a", "--format", "json"], argv
+        self.calls.append(list(argv))
+        filters = [argv[i + 1] for i in range(5, len(argv), 2)]
+        labels = [f.split("=", 1)[1] for f in filters if f.startswith("label=")]
+        ids = [f.split("=", 1)[1] for f in filters if f.startswith("id=")]
+        found = [
+            entry
+            for entry in self.entries
+            if all(entry["Labels"].get(label.split("=", 1)[0]) == label.split("=", 1)[1] for label in labels) and (not ids or entry["Id"] in ids)
+        ]
+        return 0, json.dumps(found), ""
 
-    later = podman.project_containers("t1web", not_before=time.monotonic() + 1)
+    def filters(self, call):
+        return call[5:]
 
-    assert [c.name for c in later] == ["t1web_web_1"]
-    assert runner.calls == [[podman.executable, "ps", "-a", "--format", "json"]] * 2
+
+def host_of(podman_ps_entries, projects, others=100):
+    """A host running one container of each of ``projects`` (what is being deployed) and ``others`` more."""
+    template = podman_ps_entries[1]
+    entries = []
+    for number, project in enumerate(list(projects) + [f"bystander{n}" for n in range(others)]):
+        labels = dict(template["Labels"], **{"io.podman.compose.project": project})
+        entries.append(dict(template, Id=f"{number:04d}" + template["Id"][4:], Names=[f"{project}_web_1"], Labels=labels))
+    return entries
+
+
+def test_sampling_rounds_list_only_the_projects_being_waited_on(podman_ps_entries, executable):
+    ps = FakePs(host_of(podman_ps_entries, ["t1web", "t1db"]))
+    podman = Podman(ps, executable("podman"))
+    project_filter = ["--filter", "label=io.podman.compose.project=t1web"]
+
+    with podman.watching("t1web"), podman.watching("t1db"):
+        first = podman.project_containers("t1web", not_before=time.monotonic())
+        podman.project_containers("t1db", not_before=time.monotonic())
+        assert [c.name for c in first] == ["t1web_web_1"]
+        # the first sample of a project lists it by its label: its containers' IDs are not known before
+        assert [ps.filters(call) for call in ps.calls] == [project_filter, ["--filter", "label=io.podman.compose.project=t1db"]]
+
+        round_started = time.monotonic()
+        web = podman.project_containers("t1web", not_before=round_started)
+        db = podman.project_containers("t1db", not_before=round_started)  # a parallel deploy in the same round
+
+        assert [c.name for c in web] == ["t1web_web_1"]
+        assert [c.name for c in db] == ["t1db_web_1"]
+        # one ps for both, of their containers only: none of the 100 other containers is listed
+        assert len(ps.calls) == 3
+        assert sorted(ps.filters(ps.calls[2])) == sorted(["--filter", f"id={first[0].id}", "--filter", f"id={db[0].id}"])
+
+        podman.project_containers("t1web", not_before=time.monotonic() + 1)  # the next round
+        assert len(ps.calls) == 4
+
+    # no longer waited on: a ps of that project, never one of the host
+    assert [c.name for c in podman.project_containers("t1web", not_before=time.monotonic())] == ["t1web_web_1"]
+    assert ps.filters(ps.calls[-1]) == project_filter
+    assert all(ps.filters(call) for call in ps.calls)
+
+
+def test_a_watched_project_whose_containers_changed_is_listed_again(podman_ps_entries, executable):
+    entries = host_of(podman_ps_entries, ["t1web"])
+    ps = FakePs(entries)
+    podman = Podman(ps, executable("podman"))
+    project_filter = ["--filter", "label=io.podman.compose.project=t1web"]
+
+    with podman.watching("t1web"):
+        podman.project_containers("t1web", not_before=time.monotonic())
+        second = dict(entries[0], Id="f" * 64, Names=["t1web_db_1"])
+        entries.append(second)  # a container the IDs known so far do not have
+        podman.relist("t1web")
+        assert sorted(c.name for c in podman.project_containers("t1web", not_before=time.monotonic())) == ["t1web_db_1", "t1web_web_1"]
+        assert ps.filters(ps.calls[-1]) == project_filter
+
+        entries.remove(second)  # one went away: the round misses it, so the project is listed again
+        assert [c.name for c in podman.project_containers("t1web", not_before=time.monotonic())] == ["t1web_web_1"]
+        assert [ps.filters(call)[1].split("=")[0] for call in ps.calls[-2:]] == ["id", "label"]
 
 
 def test_project_containers_ps_failure_is_a_podops_error(executable):
@@ -197,28 +261,27 @@ def test_known_containers_reuse_the_plans_ps_until_podops_changes_the_project(po
     assert podman.known_containers("fresh") == []
     assert runner.calls == [ps]
 
-    podman.touched("t1web")  # podops ran podman-compose up for t1web
-    assert [c.name for c in podman.known_containers("t1web")] == ["t1web_web_1"]
-    assert podman.known_containers("fresh") == []  # the new ps serves the others too
-    assert runner.calls == [ps, ps]
+    podman.touched("t1web")  # podops ran podman-compose up for t1web: a ps of t1web, not of the host
+    podman.known_containers("t1web")
+    assert podman.known_containers("fresh") == []  # the plan's ps still serves the others
+    assert runner.calls == [ps, ps + ["--filter", "label=io.podman.compose.project=t1web"]]
 
     podman.remove_containers(["other_web_1"])  # by name: any project may have changed
-    assert [c.name for c in podman.known_containers("other")] == ["other_web_1"]
+    podman.known_containers("other")
     assert runner.calls[2:] == [
         [podman.executable, "container", "inspect", "--format", "json", "other_web_1"],
         [podman.executable, "stop", "--ignore", "-t", "10", "0ther"],
         [podman.executable, "rm", "-f", "--ignore", "-t", "10", "0ther"],
-        ps,
+        ps + ["--filter", "label=io.podman.compose.project=other"],
     ]
 
 
-def test_known_containers_without_any_ps_yet_lists_them(podman_ps_entries, executable):
+def test_known_containers_without_the_plans_ps_list_the_project(podman_ps_entries, executable):
     runner = FakeRunner({"ps": (0, json.dumps(podman_ps_entries[:1]), "")})
     podman = Podman(runner, executable("podman"))
 
     assert [c.name for c in podman.known_containers("t1web")] == ["t1web_web_1"]
-    assert [c.name for c in podman.known_containers("t1web")] == ["t1web_web_1"]
-    assert len(runner.calls) == 1
+    assert runner.calls == [[podman.executable, "ps", "-a", "--format", "json", "--filter", "label=io.podman.compose.project=t1web"]]
 
 
 def test_filtered_ps_is_not_a_snapshot(podman_ps_entries, executable):
