@@ -21,6 +21,7 @@ healthy hangs ``up`` with the dependents left ``Created``. podops therefore owns
 
 from __future__ import annotations
 
+import re
 import time
 import typing as t
 
@@ -209,9 +210,12 @@ def wait_for(
             wait_completed(podman, project_name, dependency, remaining, settings.health_interval, clock=clock)
     except HealthError as exc:
         what = "get healthy" if condition == HEALTHY else "complete successfully"
+        # The limit is the service's health timeout (this wait had what was left of it): name that one.
+        reason = re.sub(r"^not (healthy|finished) after [0-9.e+-]+s: ", "", str(exc))
         raise HealthError(
-            f"compose service {dependency} did not {what}, so {', '.join(dependents)} (depends_on: {{{dependency}: {{condition: {condition}}}}}) "
-            f"{'was' if len(dependents) == 1 else 'were'} not started: {exc}",
+            f"compose service {dependency} did not {what} in {settings.health_timeout:g}s (x-podops.health.timeout), "
+            f"so {', '.join(dependents)} (depends_on: {{{dependency}: {{condition: {condition}}}}}) "
+            f"{'was' if len(dependents) == 1 else 'were'} not started: {reason}",
             exc.container,
             exc.healthcheck,
         ) from exc
