@@ -193,18 +193,14 @@ class Deployer:
             self.podman.touched(project_name)
             if project.builds:
                 self.forget_images()  # a build may have moved a tag another service runs
-        health_timeout = settings.health_timeout
         if staged:
-            # One health timeout for the whole start: the dependencies' waits and the gate over all.
-            deadline = time.monotonic() + settings.health_timeout
-            start_in_stages(self.podman, project_name, project.services, settings, deadline, self.progress)
-            health_timeout = max(deadline - time.monotonic(), 2 * settings.health_samples * settings.health_interval)
+            start_in_stages(self.podman, project_name, project.services, settings, self.progress)
         wait_healthy(
             self.podman,
             project_name,
             project.started_services(),
             project.jobs(),
-            health_timeout,
+            settings.health_timeout,
             settings.health_samples,
             settings.health_interval,
             check_timeout=settings.timeouts["healthcheck"],

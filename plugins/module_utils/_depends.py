@@ -157,13 +157,12 @@ def start_in_stages(
     project_name: str,
     services: t.Mapping[str, t.Mapping[str, t.Any]],
     settings: t.Any,
-    deadline: float,
     progress: ProgressFn | None = None,
     clock: t.Callable[[], float] = time.monotonic,
 ) -> None:
     """Start the (created) containers of ``project_name`` stage by stage, each stage once the dependencies it
-    waits for are healthy or completed. ``settings``: the project's x-podops settings (health gate, time limits);
-    ``deadline`` (``clock`` time) ends every wait, so the whole start takes at most the health timeout."""
+    waits for are healthy or completed. ``settings``: the project's x-podops settings (health gate, time limits):
+    each dependency gets the health timeout, as the gate over the whole project does after it."""
     gated = gates(services)
     passed: set[tuple[str, str]] = set()
     for stage in start_stages(services, services):
@@ -171,7 +170,7 @@ def start_in_stages(
             for dependency, condition in sorted(gated.get(name, {}).items()):
                 if (dependency, condition) in passed:
                     continue
-                wait_for(podman, project_name, dependency, condition, waiting_for(gated, dependency, condition), settings, deadline, progress, clock)
+                wait_for(podman, project_name, dependency, condition, waiting_for(gated, dependency, condition), settings, progress, clock)
                 passed.add((dependency, condition))
         containers = podman.project_containers(project_name, not_before=time.monotonic())
         podman.start([c.id for c in containers if c.compose_service in stage], timeout=settings.timeouts["up"])
@@ -185,12 +184,12 @@ def wait_for(
     condition: str,
     dependents: t.Sequence[str],
     settings: t.Any,
-    deadline: float,
     progress: ProgressFn | None,
     clock: t.Callable[[], float],
 ) -> None:
-    """One dependency's condition, podops' way; the error says which services waited for what."""
-    remaining = max(0.0, deadline - clock())
+    """One dependency's condition, podops' way, within the health timeout; the error says which services waited
+    for what."""
+    limit = settings.health_timeout
     try:
         if condition == HEALTHY:
             wait_healthy(
@@ -198,7 +197,7 @@ def wait_for(
                 project_name,
                 [dependency],
                 [],
-                remaining,
+                limit,
                 settings.health_samples,
                 settings.health_interval,
                 clock=clock,
@@ -207,10 +206,10 @@ def wait_for(
                 services=[dependency],
             )
         else:
-            wait_completed(podman, project_name, dependency, remaining, settings.health_interval, clock=clock)
+            wait_completed(podman, project_name, dependency, limit, settings.health_interval, clock=clock)
     except HealthError as exc:
         what = "get healthy" if condition == HEALTHY else "complete successfully"
-        # The limit is the service's health timeout (this wait had what was left of it): name that one.
+        # The limit is named once, with the setting that gives it.
         reason = re.sub(r"^not (healthy|finished) after [0-9.e+-]+s: ", "", str(exc))
         raise HealthError(
             f"compose service {dependency} did not {what} in {settings.health_timeout:g}s (x-podops.health.timeout), "

@@ -156,4 +156,4 @@ def test_a_dependency_that_never_gets_healthy_fails_within_the_health_timeout_na
     assert "db is still recovering" in error, error
     assert http_get(port).strip() == "podops demo 1", "the version that worked serves again"
     # 8 s of health gate, stops of busybox httpd (it ignores SIGTERM: 10 s each) and the rollback's own start.
-    assert elapsed < 90, f"the run took {elapsed:.0f}s"
+    assert elapsed < 180, f"the run took {elapsed:.0f}s (podman-compose's own wait would last until the 300 s up time limit)"
