@@ -124,9 +124,9 @@ def test_a_dependency_that_never_gets_healthy_fails_within_the_health_timeout_na
     version serves again; the run ends in the health timeout (plus the rollback), not in podman-compose's `up`."""
     port = free_port()
 
-    def compose(check: str) -> str:
+    def compose(check: str, timeout: int) -> str:
         return (
-            "x-podops:\n  health: {timeout: 8, samples: 2, interval: 0.3}\n"
+            f"x-podops:\n  health: {{timeout: {timeout}, samples: 2, interval: 0.3}}\n"
             "services:\n"
             f"  db:\n    image: {IMAGE}\n"
             f'    healthcheck: {{test: ["CMD", "sh", "-c", "{check}"], interval: 30s}}\n'
@@ -134,13 +134,14 @@ def test_a_dependency_that_never_gets_healthy_fails_within_the_health_timeout_na
             "    depends_on:\n      db: {condition: service_healthy}\n"
         )
 
-    repo.write("services/app/compose.yaml", compose("true"))
+    # The working version gets time for a loaded machine; the broken one the short limit the test observes.
+    repo.write("services/app/compose.yaml", compose("true", 120))
     repo.commit("healthy db")
     first = host.reconcile(repo)
     assert first.rc == 0, first
     assert http_get(port).strip() == "podops demo 1"
 
-    repo.write("services/app/compose.yaml", compose("echo db is still recovering; exit 1"))
+    repo.write("services/app/compose.yaml", compose("echo db is still recovering; exit 1", 8))
     repo.commit("db never healthy")
     begun = time.monotonic()
     broken = host.reconcile(repo, timeout=300)
