@@ -16,7 +16,7 @@ suite=${1:-${SUITE:-trixie}}
 # blue-green, compose features (depends_on conditions), the fast lane, and the shim's run (signed push -> deploy)
 default_tests="tests/integration/test_reconcile.py tests/integration/test_failures.py tests/integration/test_images_and_drift.py
 tests/integration/test_prune_and_inputs.py tests/integration/test_vault.py tests/integration/test_blue_green.py
-tests/integration/test_compose_features.py tests/integration/test_pull_lane.py tests/integration/test_webhook_gate.py"
+tests/integration/test_compose_features.py tests/integration/test_depends_on.py tests/integration/test_pull_lane.py tests/integration/test_webhook_gate.py"
 tests=$(printf '%s' "${PODOPS_COMPAT_TESTS:-$default_tests}" | tr -s ' \n' '  ')
 # the newest ansible-core: the engine's paths through ansible-playbook (reconcile, failures and rollback, vault)
 newest_tests=$(printf '%s' "${PODOPS_COMPAT_NEWEST_TESTS:-tests/integration/test_reconcile.py tests/integration/test_failures.py tests/integration/test_vault.py}" | tr -s ' \n' '  ')

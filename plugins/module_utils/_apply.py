@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from ._common import LABEL_COMMIT, LABEL_DIGEST, LABEL_IMAGE, LABEL_PREFIX, LABEL_SERVICE, LABEL_SLOT, TIMEOUT_DEFAULTS, PodopsError
 from ._compose import ComposeProject, load_project
+from ._depends import gates, start_in_stages, started_overrides
 from ._digest import Secrets
 from ._health import HealthError, wait_healthy
 from ._plan import ServiceSpec
@@ -66,8 +67,10 @@ def override_document(
 
     ``images`` adds ``io.podops.image`` (the image ID a container should run), so podman-compose recreates
     exactly the containers whose image changed; ``pins`` replaces a service's image (rollback to an ID).
+    depends_on conditions podops waits for itself become ``service_started`` (see _depends).
     """
     services: dict[str, dict] = {}
+    started = started_overrides({**project.services, **project.inactive})
     # Inactive services too: one started by hand with its profile carries the labels as well.
     for name in [*project.services, *project.inactive]:
         entry: dict[str, t.Any] = {"labels": dict(labels)}
@@ -75,6 +78,7 @@ def override_document(
             entry["labels"][LABEL_IMAGE] = images[name]
         if pins and name in pins:
             entry["image"] = pins[name]
+        entry.update(started.get(name, {}))
         services[name] = entry
     return yaml.safe_dump({"services": services}, sort_keys=True)
 
@@ -171,6 +175,9 @@ class Deployer:
         stale = [c.name for c in current if c.compose_service not in project.services]
         self.podman.remove_containers(stale, timeout=project.settings.timeouts["down"])
         pod = None if project.pod_setting else False
+        settings = project.settings
+        # depends_on conditions podops waits for: podman-compose only creates, podops starts in stages.
+        staged = bool(gates(project.services))
         try:
             self.compose.up(
                 project_name,
@@ -182,12 +189,14 @@ class Deployer:
                 env=env,
                 timeout=project.settings.timeouts["up"],
                 profiles=project.profiles,
+                start=not staged,
             )
         finally:
             self.podman.touched(project_name)
             if project.builds:
                 self.forget_images()  # a build may have moved a tag another service runs
-        settings = project.settings
+        if staged:
+            start_in_stages(self.podman, project_name, project.services, settings, self.progress)
         wait_healthy(
             self.podman,
             project_name,

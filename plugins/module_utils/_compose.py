@@ -20,6 +20,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from ._common import COMPOSE_FILE_NAMES, TIMEOUT_DEFAULTS, PodopsError
+from ._depends import merge_depends_on
 from ._switch import DEFAULT_UPSTREAM_TEMPLATE, SwitchConfig
 
 try:
@@ -722,7 +723,11 @@ def load_project(service_dir: str, compose_file: str | None = None, environ: t.M
         extra = load_yaml_file(override)
         for name, svc in ((extra or {}).get("services") or {}).items() if isinstance(extra, dict) else []:
             if isinstance(svc, dict):
-                services[name] = {**services.get(name, {}), **svc}
+                merged = {**services.get(name, {}), **svc}
+                if "depends_on" in svc and "depends_on" in services.get(name, {}):
+                    # podman-compose merges depends_on per dependency: the file's conditions stay unless overridden.
+                    merged["depends_on"] = merge_depends_on(services[name], svc)
+                services[name] = merged
     if not services:
         raise PodopsError(f"{compose_name} has no services: add a 'services:' mapping with at least one service")
     name = data.get("name")

@@ -87,11 +87,13 @@ def wait_healthy(
     check_timeout: float = TIMEOUT_DEFAULTS["healthcheck"],
     progress: ProgressFn | None = None,
     progress_every: float = 10.0,
+    services: t.Sequence[str] | None = None,
 ) -> int:
     """Block until ``samples`` consecutive good samples; raise PodopsError with the last reason on timeout.
 
     Returns the number of samples taken. ``progress`` is told every ``progress_every`` seconds what the gate
-    still waits for (for the people watching a long wait). Raises HealthError, naming the failing container and,
+    still waits for (for the people watching a long wait). ``services``: judge the containers of these compose
+    services only (a dependency podops waits for before it starts the rest, see _depends). Raises HealthError, naming the failing container and,
     for a health gate that never passed, what its healthcheck printed.
     """
     begun = clock()
@@ -103,6 +105,8 @@ def wait_healthy(
     with podman.watching(project):
         while True:
             containers = podman.project_containers(project, not_before=time.monotonic())
+            if services is not None:
+                containers = [c for c in containers if c.compose_service in services]
             healthy = {c.id: podman.healthcheck(c.id, timeout=check_timeout) for c in containers if c.state == "running" and c.health is not None}
             verdict, reason = judge_sample(containers, expected, oneshot, healthy, starts)
             starts = {c.id: c.started_at for c in containers}

@@ -327,6 +327,15 @@ class Podman:
         output = str((log[-1] or {}).get("Output") or "").strip() if log and isinstance(log[-1], dict) else ""
         return output or None
 
+    def start(self, refs: t.Sequence[str], timeout: float = TIMEOUT_DEFAULTS["up"]) -> None:
+        """Start created (or stopped) containers; running ones stay as they are. podman also starts the
+        containers they require (``--requires``, from depends_on)."""
+        if not refs:
+            return
+        rc, out, err = self.run([self.executable, "start", *refs], timeout=timeout)
+        if rc != 0:
+            raise PodopsError(f"'podman start' failed (rc {rc}): {last_lines(err or out)}")
+
     def logs(self, container: str, tail: int = 40) -> list[str]:
         """The last ``tail`` lines a container printed (stdout, then stderr: podman keeps them apart here)."""
         rc, out, err = self.run([self.executable, "logs", "--tail", str(tail), container], timeout=TIMEOUT_DEFAULTS["podman"])
@@ -494,11 +503,15 @@ class PodmanCompose:
         env: t.Mapping[str, str] | None = None,
         timeout: float = TIMEOUT_DEFAULTS["up"],
         profiles: t.Sequence[str] = (),
+        start: bool = True,
     ) -> None:
         """``up -d`` without ``--remove-orphans``: podman-compose 1.6 passes it on to the ``down`` of the services
-        it recreates, which then removes every container of the project. podops removes orphans itself."""
+        it recreates, which then removes every container of the project. podops removes orphans itself.
+        ``start=False``: create (and recreate) only, ``--no-start``; podops starts them (see _depends)."""
         # --build: rebuild images of services with a build context (before anything is torn down).
         args = self.base_args(project, compose_file, override_file, in_pod, user_override, profiles) + ["up", "-d"] + (["--build"] if build else [])
+        if not start:
+            args.append("--no-start")
         # env: variables the compose file interpolates beyond .env (a blue-green slot's PODOPS_SLOT...).
         rc, out, err = self.call(args, cwd=os.path.dirname(compose_file), env=env, timeout=timeout)
         if rc != 0:
