@@ -18,6 +18,7 @@ test: setup lint unit integration sanity bench-quick molecule compat
 
 lint: setup
 	@$(ENV); ruff check plugins tests hack benchmarks roles molecule && ruff format --check plugins tests benchmarks roles molecule
+	@$(ENV); python hack/function_length.py
 	@$(ENV); yamllint -s .
 	@$(ENV); ansible-lint --offline -q
 

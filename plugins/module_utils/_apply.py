@@ -169,11 +169,7 @@ class Deployer:
         override = files.override(slot, rollback)
         ensure_dir(os.path.dirname(override))
         atomic_write(override, override_document(project, labels, images, pins))
-        # Containers of compose services that left the file (what --remove-orphans would do, see PodmanCompose.up).
-        # A project podops has not changed in this run is as the plan's ps saw it: no second host-wide ps.
-        current = self.podman.known_containers(project_name)
-        stale = [c.name for c in current if c.compose_service not in project.services]
-        self.podman.remove_containers(stale, timeout=project.settings.timeouts["down"])
+        self._remove_stale(project_name, project)
         pod = None if project.pod_setting else False
         settings = project.settings
         # depends_on conditions podops waits for: podman-compose only creates, podops starts in stages.
@@ -197,6 +193,16 @@ class Deployer:
                 self.forget_images()  # a build may have moved a tag another service runs
         if staged:
             start_in_stages(self.podman, project_name, project.services, settings, self.progress)
+        self._gate(project_name, project)
+        # podman read the env files when it created the containers: their plaintext is not needed any more.
+        for ref in project.env_files:
+            if os.path.normpath(ref.path) in decrypted:
+                with contextlib.suppress(OSError):
+                    os.unlink(ref.path)
+
+    def _gate(self, project_name: str, project: ComposeProject) -> None:
+        """The health gate over the whole project (every deploy, rollback, image update and slot start)."""
+        settings = project.settings
         wait_healthy(
             self.podman,
             project_name,
@@ -208,11 +214,13 @@ class Deployer:
             check_timeout=settings.timeouts["healthcheck"],
             progress=self.progress,
         )
-        # podman read the env files when it created the containers: their plaintext is not needed any more.
-        for ref in project.env_files:
-            if os.path.normpath(ref.path) in decrypted:
-                with contextlib.suppress(OSError):
-                    os.unlink(ref.path)
+
+    def _remove_stale(self, project_name: str, project: ComposeProject) -> None:
+        """Containers of compose services that left the file (what --remove-orphans would do, see PodmanCompose.up).
+        A project podops has not changed in this run is as the plan's ps saw it: no second host-wide ps."""
+        current = self.podman.known_containers(project_name)
+        stale = [c.name for c in current if c.compose_service not in project.services]
+        self.podman.remove_containers(stale, timeout=project.settings.timeouts["down"])
 
     def _materialize(self, name: str, project: ComposeProject, vault: VaultSource) -> tuple[ComposeProject, set[str]]:
         """A root-only copy of the service with its ansible-vault files decrypted, to run podman-compose in."""

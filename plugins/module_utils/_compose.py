@@ -192,29 +192,27 @@ class ComposeProject:
                 return
             found.setdefault(path, (ref, path, os.path.isdir(path), "bind" if relative_only else "config"))
 
-        for section in ("secrets", "configs"):
-            used = _used_by(self.services, section)
-            unused_by_active = _used_by(self.inactive, section) - used
-            for key, entry in (self.raw.get(section) or {}).items():
-                if isinstance(entry, dict) and key not in unused_by_active:
-                    add(entry.get("file"))
-        includes = self.raw.get("include") or []
-        for entry in includes if isinstance(includes, list) else []:
-            paths = entry.get("path") if isinstance(entry, dict) else entry
-            for ref in paths if isinstance(paths, list) else [paths]:
-                add(ref)
+        for ref in self._config_refs():
+            add(ref)
         for svc in self.services.values():
             extends = svc.get("extends")
             if isinstance(extends, dict):
                 add(extends.get("file"))
-            for volume in svc.get("volumes") or []:
-                if isinstance(volume, dict):
-                    if volume.get("type") == "bind":
-                        add(volume.get("source"), relative_only=True)
-                elif isinstance(volume, str):
-                    # ${DIR:-../x}:/y holds a ':' of its own: fill the variables in before splitting
-                    add(interpolate(volume, variables).split(":", 1)[0], relative_only=True, interpolated=True)
+            for source, interpolated in _bind_sources(svc, variables):
+                add(source, relative_only=True, interpolated=interpolated)
         return list(found.values())
+
+    def _config_refs(self) -> t.Iterator[t.Any]:
+        """Files named by top-level ``secrets``/``configs`` (of active services) and ``include``."""
+        for section in ("secrets", "configs"):
+            unused_by_active = _used_by(self.inactive, section) - _used_by(self.services, section)
+            for key, entry in (self.raw.get(section) or {}).items():
+                if isinstance(entry, dict) and key not in unused_by_active:
+                    yield entry.get("file")
+        includes = self.raw.get("include") or []
+        for entry in includes if isinstance(includes, list) else []:
+            paths = entry.get("path") if isinstance(entry, dict) else entry
+            yield from paths if isinstance(paths, list) else [paths]
 
     def writable_binds(self) -> list[str]:
         """Relative bind-mount sources inside the service folder mounted read-write (``./data:/data``), as
@@ -515,6 +513,17 @@ def _host_port(port: t.Any, variables: t.Mapping[str, str]) -> str | None:
     return f"{parts[0]}:{parts[1]}"
 
 
+def _bind_sources(svc: t.Mapping[str, t.Any], variables: t.Mapping[str, str]) -> t.Iterator[tuple[t.Any, bool]]:
+    """The host side of a service's bind mounts, as written (long form) or interpolated (short form)."""
+    for volume in svc.get("volumes") or []:
+        if isinstance(volume, dict):
+            if volume.get("type") == "bind":
+                yield volume.get("source"), False
+        elif isinstance(volume, str):
+            # ${DIR:-../x}:/y holds a ':' of its own: fill the variables in before splitting
+            yield interpolate(volume, variables).split(":", 1)[0], True
+
+
 def _settings(raw: t.Any, compose_name: str, services: t.Mapping[str, t.Any]) -> Settings:
     if raw is None:
         return Settings()
@@ -529,26 +538,8 @@ def _settings(raw: t.Any, compose_name: str, services: t.Mapping[str, t.Any]) ->
     if strategy not in STRATEGIES:
         raise PodopsError(f"{where}.strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
     settings.strategy = strategy
-    health = raw.get("health") or {}
-    if not isinstance(health, dict):
-        raise PodopsError(f"{where}.health must be a mapping with timeout, samples and interval")
-    unknown = sorted(set(health) - set(HEALTH_DEFAULTS))
-    if unknown:
-        raise PodopsError(f"{where}.health has unknown key(s) {', '.join(unknown)}; known keys: timeout, samples, interval")
-    try:
-        settings.health_timeout = float(health.get("timeout", HEALTH_DEFAULTS["timeout"]))
-        settings.health_samples = int(health.get("samples", HEALTH_DEFAULTS["samples"]))
-        settings.health_interval = float(health.get("interval", HEALTH_DEFAULTS["interval"]))
-    except (TypeError, ValueError) as exc:
-        raise PodopsError(f"{where}.health values must be numbers (seconds, count): {exc}") from exc
-    if settings.health_timeout <= 0 or settings.health_samples < 1 or settings.health_interval < 0:
-        raise PodopsError(f"{where}.health needs timeout > 0, samples >= 1 and interval >= 0")
-    ignore = raw.get("ignore") or []
-    if isinstance(ignore, str):
-        ignore = [ignore]
-    if not isinstance(ignore, list) or not all(isinstance(item, str) for item in ignore):
-        raise PodopsError(f"{where}.ignore must be a list of glob patterns such as ['*.md', 'docs/**']")
-    settings.ignore = ignore
+    settings.health_timeout, settings.health_samples, settings.health_interval = _health(raw.get("health") or {}, where)
+    settings.ignore = _strings(raw.get("ignore"), f"{where}.ignore must be a list of glob patterns such as ['*.md', 'docs/**']", allow_empty=True)
     order = raw.get("order", DEFAULT_ORDER)
     if not isinstance(order, int) or isinstance(order, bool):
         raise PodopsError(f"{where}.order must be an integer (lower deploys first), not {order!r}")
@@ -562,18 +553,41 @@ def _settings(raw: t.Any, compose_name: str, services: t.Mapping[str, t.Any]) ->
         raise PodopsError(f"{where}.image_updates must be true or false, not {image_updates!r}")
     settings.image_updates = image_updates
     settings.timeouts = _timeouts(raw.get("timeouts"), where)
-    profiles = raw.get("profiles") or []
-    if isinstance(profiles, str):
-        profiles = [profiles]
-    if not isinstance(profiles, list) or not all(isinstance(item, str) and item for item in profiles):
-        raise PodopsError(f"{where}.profiles must be a list of compose profile names such as [monitoring, debug]")
-    settings.profiles = profiles
+    settings.profiles = _strings(raw.get("profiles"), f"{where}.profiles must be a list of compose profile names such as [monitoring, debug]")
     scheme = raw.get("url_scheme")
     if scheme is not None and scheme not in URL_SCHEMES:
         raise PodopsError(f"{where}.url_scheme must be one of {', '.join(URL_SCHEMES)} (the summary then prints URLs), not {scheme!r}")
     settings.url_scheme = scheme
     settings.slots = _slots(raw.get("slots"), settings, where, services)
     return settings
+
+
+def _health(health: t.Any, where: str) -> tuple[float, int, float]:
+    """x-podops.health: (timeout, samples, interval)."""
+    if not isinstance(health, dict):
+        raise PodopsError(f"{where}.health must be a mapping with timeout, samples and interval")
+    unknown = sorted(set(health) - set(HEALTH_DEFAULTS))
+    if unknown:
+        raise PodopsError(f"{where}.health has unknown key(s) {', '.join(unknown)}; known keys: timeout, samples, interval")
+    try:
+        timeout = float(health.get("timeout", HEALTH_DEFAULTS["timeout"]))
+        samples = int(health.get("samples", HEALTH_DEFAULTS["samples"]))
+        interval = float(health.get("interval", HEALTH_DEFAULTS["interval"]))
+    except (TypeError, ValueError) as exc:
+        raise PodopsError(f"{where}.health values must be numbers (seconds, count): {exc}") from exc
+    if timeout <= 0 or samples < 1 or interval < 0:
+        raise PodopsError(f"{where}.health needs timeout > 0, samples >= 1 and interval >= 0")
+    return timeout, samples, interval
+
+
+def _strings(raw: t.Any, error: str, allow_empty: bool = False) -> list[str]:
+    """A list of strings (one string alone counts as a list of it); ``error`` when it is anything else."""
+    items = raw or []
+    if isinstance(items, str):
+        items = [items]
+    if not isinstance(items, list) or not all(isinstance(item, str) and (item or allow_empty) for item in items):
+        raise PodopsError(error)
+    return items
 
 
 def _timeouts(raw: t.Any, where: str) -> dict[str, float]:
@@ -687,6 +701,44 @@ def _used_by(services: t.Mapping[str, t.Any], section: str) -> set[str]:
     return used
 
 
+def _read_dotenv(service_dir: str, environ: t.Mapping[str, str] | None) -> dict[str, str]:
+    """The service folder's ``.env`` (empty without one), interpolated against ``environ``."""
+    dotenv_path = os.path.join(service_dir, ".env")
+    if not os.path.isfile(dotenv_path):
+        return {}
+    try:
+        with open(dotenv_path, encoding="utf-8-sig", errors="replace") as handle:
+            return parse_dotenv(handle.read(), environ if environ is not None else os.environ)
+    except OSError as exc:
+        raise PodopsError(f"cannot read {dotenv_path}: {exc.strerror}") from exc
+
+
+def _file_services(data: t.Mapping[str, t.Any], compose_name: str) -> dict[str, t.Any]:
+    """The compose file's own ``services:``, each checked to be a service podman-compose can start."""
+    services = data.get("services")
+    if services is None and data.get("include"):
+        services = {}
+    if not isinstance(services, dict):
+        raise PodopsError(f"{compose_name} has no services: add a 'services:' mapping with at least one service")
+    for name, svc in services.items():
+        if not isinstance(svc, dict):
+            raise PodopsError(f"{compose_name}: services.{name} must be a mapping")
+        if not svc.get("image") and not svc.get("build") and not svc.get("extends"):
+            raise PodopsError(f"{compose_name}: services.{name} needs an 'image:' (or a 'build:' or 'extends:')")
+    return dict(services)
+
+
+def _merge_override(services: dict[str, t.Any], extra: t.Any) -> None:
+    """The user's ``compose.override.yaml`` over the file's services, key by key (``depends_on`` per dependency,
+    as podman-compose merges it: the file's conditions stay unless overridden)."""
+    for name, svc in ((extra or {}).get("services") or {}).items() if isinstance(extra, dict) else []:
+        if isinstance(svc, dict):
+            merged = {**services.get(name, {}), **svc}
+            if "depends_on" in svc and "depends_on" in services.get(name, {}):
+                merged["depends_on"] = merge_depends_on(services[name], svc)
+            services[name] = merged
+
+
 def load_project(service_dir: str, compose_file: str | None = None, environ: t.Mapping[str, str] | None = None) -> ComposeProject:
     """Read a service's compose file; raise PodopsError with file and line on any problem."""
     compose_file = compose_file or find_compose_file(service_dir)
@@ -696,38 +748,14 @@ def load_project(service_dir: str, compose_file: str | None = None, environ: t.M
     data = load_yaml_file(compose_file)
     if not isinstance(data, dict):
         raise PodopsError(f"{compose_name} must be a mapping with a 'services:' key")
-    dotenv: dict[str, str] = {}
-    dotenv_path = os.path.join(service_dir, ".env")
-    if os.path.isfile(dotenv_path):
-        try:
-            with open(dotenv_path, encoding="utf-8-sig", errors="replace") as handle:
-                dotenv = parse_dotenv(handle.read(), environ if environ is not None else os.environ)
-        except OSError as exc:
-            raise PodopsError(f"cannot read {dotenv_path}: {exc.strerror}") from exc
+    dotenv = _read_dotenv(service_dir, environ)
     variables: t.Mapping[str, str] = collections.ChainMap(environ if environ is not None else os.environ, dotenv)
-    services = data.get("services")
-    if services is None and data.get("include"):
-        services = {}
-    if not isinstance(services, dict):
-        raise PodopsError(f"{compose_name} has no services: add a 'services:' mapping with at least one service")
-    services = dict(services)
-    for name, svc in services.items():
-        if not isinstance(svc, dict):
-            raise PodopsError(f"{compose_name}: services.{name} must be a mapping")
-        if not svc.get("image") and not svc.get("build") and not svc.get("extends"):
-            raise PodopsError(f"{compose_name}: services.{name} needs an 'image:' (or a 'build:' or 'extends:')")
+    services = _file_services(data, compose_name)
     for name, svc in _included_services(service_dir, data, compose_name, variables).items():
         services.setdefault(name, svc)
     override = find_override_file(compose_file)
     if override is not None:
-        extra = load_yaml_file(override)
-        for name, svc in ((extra or {}).get("services") or {}).items() if isinstance(extra, dict) else []:
-            if isinstance(svc, dict):
-                merged = {**services.get(name, {}), **svc}
-                if "depends_on" in svc and "depends_on" in services.get(name, {}):
-                    # podman-compose merges depends_on per dependency: the file's conditions stay unless overridden.
-                    merged["depends_on"] = merge_depends_on(services[name], svc)
-                services[name] = merged
+        _merge_override(services, load_yaml_file(override))
     if not services:
         raise PodopsError(f"{compose_name} has no services: add a 'services:' mapping with at least one service")
     name = data.get("name")

@@ -96,18 +96,21 @@ class Options:
             raise PodopsError(f"podops_trigger must be one of {', '.join(TRIGGERS)}, not {self.trigger!r}")
         if self.run_id is not None and not RUN_ID_RE.match(self.run_id):
             raise PodopsError(f"podops_run_id may only use letters, digits, '.', '_' and '-' (at most 64, not starting with '.'), not {self.run_id!r}")
-        if self.parallel < 1:
-            raise PodopsError(f"podops_parallel must be at least 1, not {self.parallel}")
-        if self.keep_runs < 1:
-            raise PodopsError(f"podops_keep_runs must be at least 1 (the run reports kept), not {self.keep_runs}")
-        if self.lock_timeout < 0:
-            raise PodopsError(f"podops_lock_timeout must be 0 (do not wait) or more seconds, not {self.lock_timeout:g}")
+        self._validate_numbers()
         if self.project_prefix and not all(c.isalnum() or c in "_-" for c in self.project_prefix):
             raise PodopsError("podops_project_prefix may only use letters, digits, '_' and '-'")
         if self.redeploy is not None:
             self.validate_redeploy()
         if self.notify is not None:
             self.notify.validate()
+
+    def _validate_numbers(self) -> None:
+        if self.parallel < 1:
+            raise PodopsError(f"podops_parallel must be at least 1, not {self.parallel}")
+        if self.keep_runs < 1:
+            raise PodopsError(f"podops_keep_runs must be at least 1 (the run reports kept), not {self.keep_runs}")
+        if self.lock_timeout < 0:
+            raise PodopsError(f"podops_lock_timeout must be 0 (do not wait) or more seconds, not {self.lock_timeout:g}")
 
     def validate_redeploy(self) -> None:
         """The service to redeploy must be one folder of the repo: checked before anything runs."""

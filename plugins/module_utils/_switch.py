@@ -238,20 +238,7 @@ class Switch:
                 result.steps.append(f"drain and stop slot {active}")
             return result
 
-        data["pending"] = {"slot": standby, "version": version, "step": "starting", "since": utcnow()}
-        self.marker.save(data)
-        try:
-            self.backend.start(standby, version)
-            if self.config.health_url:
-                url = self.config.health_url.format(port=self.config.port(standby) or "", slot=standby)
-                wait_http(url, self.config.health_timeout, self.config.health_samples, self.config.health_interval, sleep=self.sleep, probe=self.probe)
-        except PodopsError as exc:
-            with contextlib.suppress(PodopsError):
-                self.backend.stop(standby)
-            data["pending"] = None
-            self.marker.save(data)
-            keep = f"slot {active} stays active" if active else "no slot is active yet"
-            raise PodopsError(f"slot {standby} ({self.backend.describe(standby)}) did not get healthy, so it was stopped and {keep}: {exc}") from exc
+        self._start_standby(data, standby, active, version)
         result.steps.append(f"started slot {standby}, healthy")
         self.step_done("standby_started")
 
@@ -279,6 +266,23 @@ class Switch:
         data["pending"] = None
         self.marker.save(data)
         return result
+
+    def _start_standby(self, data: dict[str, t.Any], standby: str, active: str | None, version: str) -> None:
+        """Start ``standby`` beside the active slot and wait until it is healthy; on failure stop it again."""
+        data["pending"] = {"slot": standby, "version": version, "step": "starting", "since": utcnow()}
+        self.marker.save(data)
+        try:
+            self.backend.start(standby, version)
+            if self.config.health_url:
+                url = self.config.health_url.format(port=self.config.port(standby) or "", slot=standby)
+                wait_http(url, self.config.health_timeout, self.config.health_samples, self.config.health_interval, sleep=self.sleep, probe=self.probe)
+        except PodopsError as exc:
+            with contextlib.suppress(PodopsError):
+                self.backend.stop(standby)
+            data["pending"] = None
+            self.marker.save(data)
+            keep = f"slot {active} stays active" if active else "no slot is active yet"
+            raise PodopsError(f"slot {standby} ({self.backend.describe(standby)}) did not get healthy, so it was stopped and {keep}: {exc}") from exc
 
     def _finish(self, data: dict[str, t.Any], active: str) -> None:
         """Complete an interrupted switch: the proxy first (it may still send traffic to the old slot), then
