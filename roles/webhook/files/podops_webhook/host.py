@@ -32,12 +32,11 @@ from dataclasses import dataclass
 
 from . import gitinfo
 from .config import Config
-from .services import SERVICE_NAME_RE, Services
+from .services import RUN_ID_RE, SERVICE_NAME_RE, Services
 from .status import Containers, check_details, read_last_run, read_state
 
 LOG = logging.getLogger("podops_webhook")
 # Same rule as podops-pull's podops_run_id.
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
 PACKAGE_RE = re.compile(r"^[^\x00-\x20\x7f]{1,255}$")
 MAX_PACKAGES = 32
 VIEW_CACHE_SECONDS = 2.0

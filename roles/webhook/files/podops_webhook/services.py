@@ -19,8 +19,14 @@ import typing as t
 
 from .events import image_matches
 
-# One directory name: no separators, no dot-dirs, nothing a shell or a path could abuse (as in the collection).
+# The collection's names the shim reads (its _common and _report hold the originals). The shim keeps copies: in
+# broker mode it imports nothing of the collection (it runs unprivileged and reads no repo). A unit test
+# (tests/unit/webhook/test_contract.py) holds each equal to the collection's.
+# One directory name: no separators, no dot-dirs, nothing a shell or a path could abuse.
 SERVICE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")  # runs/<run_id>.json
+LABEL_SERVICE = "io.podops.service"
+LABEL_PREFIX = "io.podops.prefix"
 COMPOSE_MODULE = "ansible_collections.podops.gitops.plugins.module_utils._compose"
 # The summary's published URLs (``urls``) and the service spec it takes, from the same collection.
 RECONCILE_MODULE = "ansible_collections.podops.gitops.plugins.module_utils._reconcile"

@@ -26,13 +26,10 @@ import typing as t
 
 from .config import Config
 from .gitinfo import LINK_BASE_RE, MAX_COMMITS, MAX_SUBJECT, SHA_RE, commit_link
-from .services import SERVICE_NAME_RE
+from .services import LABEL_PREFIX, LABEL_SERVICE, RUN_ID_RE, SERVICE_NAME_RE
 from .store import Store
 
-LABEL_SERVICE = "io.podops.service"
-LABEL_PREFIX = "io.podops.prefix"
 PS_CACHE_SECONDS = 2.0
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z$")
 WORD_RE = re.compile(r"^[a-z_]{1,20}$")
 # What x-podops ports look like in the collection's summary (``_reconcile.urls``): http://localhost:8080/,

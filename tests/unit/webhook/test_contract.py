@@ -1,0 +1,16 @@
+"""The names the shim shares with the collection: its copies (podops_webhook/services.py) are the core's.
+
+The shim imports nothing of the collection in broker mode (it runs unprivileged and reads no repo), so it
+keeps copies; this test is what keeps them one concept.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.podops.gitops.plugins.module_utils import _common, _report
+from podops_webhook import services
+
+
+def test_the_shims_names_are_the_collections():
+    assert services.SERVICE_NAME_RE.pattern == _common.SERVICE_NAME_RE.pattern
+    assert services.RUN_ID_RE.pattern == _report.RUN_ID_RE.pattern
+    assert (services.LABEL_SERVICE, services.LABEL_PREFIX) == (_common.LABEL_SERVICE, _common.LABEL_PREFIX)
