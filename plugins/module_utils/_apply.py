@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import os
 import threading
 import time
@@ -26,15 +25,17 @@ import typing as t
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ._common import LABEL_COMMIT, LABEL_DIGEST, LABEL_IMAGE, LABEL_PREFIX, LABEL_SERVICE, LABEL_SLOT, TIMEOUT_DEFAULTS, PodopsError
+from ._common import LABEL_COMMIT, LABEL_DIGEST, LABEL_IMAGE, LABEL_PREFIX, LABEL_SERVICE, TIMEOUT_DEFAULTS, PodopsError
 from ._compose import ComposeProject, load_project
 from ._depends import gates, start_in_stages, started_overrides
 from ._digest import Secrets
 from ._health import HealthError, wait_healthy
+from ._images import ImageCache, previous_image_ref
 from ._plan import ServiceSpec
 from ._podman import Container, Podman, PodmanCompose
 from ._redact import redact, secret_values
-from ._state import SLOTS, RuntimeStore, ServiceFiles, SnapshotStore, atomic_write, ensure_dir, slot_of, slot_project
+from ._slots import ComposeSlots, remove_slots, slot_version
+from ._state import RuntimeStore, ServiceFiles, SnapshotStore, atomic_write, ensure_dir, slot_of
 from ._switch import Switch
 
 try:
@@ -94,16 +95,6 @@ class VaultSource:
     vault: bool = True  # holds ansible-vault files (a blue-green slot copies plain services too)
 
 
-def is_mutable(image: str) -> bool:
-    """A reference a registry can move: not pinned by digest, not a local-only ``localhost/`` image."""
-    return "@" not in image and not image.startswith("localhost/")
-
-
-def previous_image_ref(project_name: str, compose_service: str) -> str:
-    """Tag that keeps the image a service ran before an image update, so an image prune cannot take it."""
-    return f"localhost/podops-previous/{project_name}_{compose_service}:latest".lower()
-
-
 class Deployer:
     def __init__(
         self,
@@ -125,11 +116,7 @@ class Deployer:
         self.snapshots = SnapshotStore(state_dir)
         self.runtime = RuntimeStore(state_dir)
         self.slot_copies = ServiceFiles(state_dir, "").slot_copies
-        # Image reference -> local image ID, once per reference per run (services share images); a lock per
-        # reference so that parallel deploys of services missing one image pull it once.
-        self._image_ids: dict[str, str] = {}
-        self._image_locks: dict[str, threading.Lock] = {}
-        self._image_lock = threading.Lock()
+        self.images = ImageCache(podman)
         self.progress: t.Callable[[str], None] | None = None  # told what a long health wait still waits for
 
     def failure_log(self, exc: PodopsError, project: ComposeProject) -> dict[str, t.Any] | None:
@@ -146,7 +133,7 @@ class Deployer:
     def labels(self, service: str, digest: str, commit: str) -> dict[str, str]:
         return {LABEL_SERVICE: service, LABEL_DIGEST: digest, LABEL_COMMIT: commit, LABEL_PREFIX: self.prefix}
 
-    def _up(
+    def up(
         self,
         name: str,
         project_name: str,
@@ -190,7 +177,7 @@ class Deployer:
         finally:
             self.podman.touched(project_name)
             if project.builds:
-                self.forget_images()  # a build may have moved a tag another service runs
+                self.images.forget()  # a build may have moved a tag another service runs
         if staged:
             start_in_stages(self.podman, project_name, project.services, settings, self.progress)
         self._gate(project_name, project)
@@ -236,63 +223,13 @@ class Deployer:
             return None
         return VaultSource(self.repo_dir, spec.rel_dir, sorted(spec.files), spec.service_dir)
 
-    def image_id(self, image: str, fresh: bool = False) -> str | None:
-        """Local image ID of ``image`` (a reference or an ID), inspected once per run unless ``fresh``."""
-        if not fresh:
-            with self._image_lock:
-                known = self._image_ids.get(image)
-            if known:
-                return known
-        image_id = self.podman.image_id(image)
-        with self._image_lock:
-            if image_id:
-                self._image_ids[image] = image_id
-            else:
-                self._image_ids.pop(image, None)
-        return image_id
-
-    def forget_images(self, *images: str) -> None:
-        """Drop remembered image IDs (all without arguments): a tag may point elsewhere now."""
-        with self._image_lock:
-            if images:
-                for image in images:
-                    self._image_ids.pop(image, None)
-            else:
-                self._image_ids.clear()
-
-    def _lock_for(self, image: str) -> threading.Lock:
-        with self._image_lock:
-            return self._image_locks.setdefault(image, threading.Lock())
-
-    def ensure_images(self, project: ComposeProject, pull_mutable: bool = False) -> dict[str, str]:
-        """Pull what is missing (and, with ``pull_mutable``, every image not pinned by digest); return
-        ``{compose service: image ID}``. Runs before anything is stopped."""
-        refs = project.service_images()
-        ids: dict[str, str] = {}
-        for image in sorted(set(refs.values())):
-            fresh_pull = pull_mutable and is_mutable(image)
-            image_id = None if fresh_pull else self.image_id(image)
-            if image_id is None:
-                with self._lock_for(image):
-                    # Another deploy may have pulled it meanwhile (a fresh pull is asked for: pull anyway).
-                    image_id = None if fresh_pull else self.image_id(image)
-                    if image_id is None:
-                        try:
-                            self.podman.pull(image, timeout=project.settings.timeouts["pull"])
-                        finally:
-                            self.forget_images(image)
-                        image_id = self.image_id(image, fresh=True)
-            if image_id:
-                ids[image] = image_id
-        return {svc: ids[ref] for svc, ref in refs.items() if ref in ids}
-
     def deploy(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any] | None, pull: bool = False) -> Outcome:
         started = time.monotonic()
         project = spec.project
         if project is None or spec.digest is None:  # the plan never sends these; guard anyway
             return Outcome(FAILED, spec.error or "service could not be read")
         try:
-            images = self.ensure_images(project, pull_mutable=pull)
+            images = self.images.ensure(project, pull_mutable=pull)
         except PodopsError as exc:
             # Nothing was stopped: the running version (if any) is untouched.
             return Outcome(FAILED, str(exc), time.monotonic() - started)
@@ -310,7 +247,7 @@ class Deployer:
                 # (and hold its ports). It comes back from the snapshot if the new one fails.
                 self.podman.remove_project(old_project)
             labels = self.labels(spec.name, spec.digest, self.commit)
-            self._up(spec.name, spec.project_name, project, labels, images, vault=self.vault_source(spec))
+            self.up(spec.name, spec.project_name, project, labels, images, vault=self.vault_source(spec))
         except PodopsError as exc:
             failure = self.failure_log(exc, project)
             outcome = self.rollback(spec, recorded, redact(str(exc), secret_values(project, self.secrets)))
@@ -373,7 +310,7 @@ class Deployer:
             labels = self.labels(spec.name, recorded["digest"], recorded.get("commit") or "")
             images = dict(recorded.get("images") or {})
             # The last good images by ID: a tag that moved since must not bring the new image back.
-            pins = {svc: image_id for svc, image_id in images.items() if svc in old.services and self.image_id(image_id)}
+            pins = {svc: image_id for svc, image_id in images.items() if svc in old.services and self.images.image_id(image_id)}
             vault = None
             if recorded.get("vault_keys"):
                 snap_root = snap_dir[: -len(spec.rel_dir)].rstrip("/")
@@ -382,7 +319,7 @@ class Deployer:
             # A blue-green service comes back as the slot it was (its port from the old file's slots).
             slot = slot_of(project_name) if old.settings.blue_green else None
             env = old.settings.slot_env(slot) if slot else None
-            self._up(spec.name, project_name, old, labels, images, pins, rollback=True, vault=vault, env=env)
+            self.up(spec.name, project_name, old, labels, images, pins, rollback=True, vault=vault, env=env)
         except PodopsError as exc:
             return Outcome(FAILED, f"{error}; putting the last good version back failed too: {exc}")
         return Outcome(ROLLED_BACK, error, served=old)
@@ -395,7 +332,7 @@ class Deployer:
         if project is None:
             return None
         try:
-            images = self.ensure_images(project, pull_mutable=pull)
+            images = self.images.ensure(project, pull_mutable=pull)
         except PodopsError as exc:
             return Outcome(FAILED, str(exc), time.monotonic() - started)
         before = {c.compose_service: c.image_id for c in running if c.image_id}
@@ -409,104 +346,17 @@ class Deployer:
         try:
             for svc in changed:
                 self.podman.tag(before[svc], previous_image_ref(spec.project_name, svc))
-                self.forget_images(previous_image_ref(spec.project_name, svc))
-            self._up(spec.name, spec.project_name, project, labels, images, vault=self.vault_source(spec))
+                self.images.forget(previous_image_ref(spec.project_name, svc))
+            self.up(spec.name, spec.project_name, project, labels, images, vault=self.vault_source(spec))
         except PodopsError as exc:
             failure = self.failure_log(exc, project)
             error = f"new image for {', '.join(changed)} failed: {redact(str(exc), secret_values(project, self.secrets))}"
             try:
-                self._up(spec.name, spec.project_name, project, labels, before, pins=before, rollback=True, vault=self.vault_source(spec))
+                self.up(spec.name, spec.project_name, project, labels, before, pins=before, rollback=True, vault=self.vault_source(spec))
             except PodopsError as again:
                 return Outcome(FAILED, f"{error}; going back to the previous image failed too: {again}", time.monotonic() - started, failure_log=failure)
             return Outcome(ROLLED_BACK, f"{error}; the previous image runs again", time.monotonic() - started, before, failure_log=failure)
         return Outcome(DEPLOYED, None, time.monotonic() - started, images)
-
-
-def slot_version(digest: str, images: t.Mapping[str, str]) -> str:
-    """What a blue-green slot runs: the service's digest and the image IDs (an image update is a new version)."""
-    ids = hashlib.sha256("\n".join(f"{svc}={image_id}" for svc, image_id in sorted(images.items())).encode()).hexdigest()[:12]
-    return f"{digest}+{ids}"
-
-
-def slot_projects(project_name: str) -> list[str]:
-    return [slot_project(project_name, slot) for slot in SLOTS]
-
-
-class ComposeSlots:
-    """The compose backend of the A/B switch: slot X of service S is compose project ``<project>-X``, started
-    from the same compose file with ``PODOPS_SLOT`` and ``PODOPS_SLOT_PORT`` to interpolate, and gated by
-    the same health loop as any deploy."""
-
-    def __init__(
-        self,
-        deployer: Deployer,
-        name: str,
-        project_name: str,
-        project: ComposeProject,
-        labels: t.Mapping[str, str],
-        images: t.Mapping[str, str],
-        source: VaultSource | None = None,
-    ):
-        self.deployer = deployer
-        self.name = name
-        self.base = project_name
-        self.project = project
-        self.labels = dict(labels)
-        self.images = dict(images)
-        self.source = source
-        self.stop_timeout = int(project.settings.slots.get("stop_timeout", 10))
-        self.failure: dict[str, t.Any] | None = None  # the failure log of a slot that did not get healthy
-
-    def project_name(self, slot: str) -> str:
-        return slot_project(self.base, slot)
-
-    def projects(self) -> list[str]:
-        return slot_projects(self.base)
-
-    def describe(self, slot: str) -> str:
-        port = (self.project.settings.slots.get("ports") or {}).get(slot)
-        return f"compose project {self.project_name(slot)}" + (f", port {port}" if port else "")
-
-    def start(self, slot: str, version: str) -> None:
-        """Start slot from its own copy of the service folder: the running slot keeps the files it started
-        with (a bind-mounted config changes under it otherwise) while the repo moves on."""
-        labels = dict(self.labels, **{LABEL_SLOT: slot})
-        env = self.project.settings.slot_env(slot)
-        name = ServiceFiles(self.deployer.state_dir, self.name).unit(slot)
-        # The standby serves nothing: whatever an interrupted switch left of it goes, so it starts clean
-        # (its containers would keep mounts of the copy replaced below).
-        self.stop(slot)
-        project, vault = self.project, None
-        if self.source is not None and self.source.vault:
-            vault = self.source  # decrypted into the runtime folder (tmpfs), one copy per slot
-        elif self.source is not None:
-            source = self.source
-            copy_dir = self.deployer.slot_copies.prepare(name, source.repo_dir, source.rel_dir, source.files, {}, source.live_dir)
-            project = load_project(copy_dir, os.path.join(copy_dir, os.path.basename(self.project.compose_file)))
-            project.settings = self.project.settings
-        try:
-            self.deployer._up(self.name, self.project_name(slot), project, labels, self.images, slot=slot, vault=vault, env=env)
-        except HealthError as exc:
-            # The switch stops the slot next: its container's log goes with it, so read it now.
-            self.failure = self.deployer.failure_log(exc, project)
-            raise
-
-    def stop(self, slot: str) -> None:
-        self.deployer.podman.remove_project(self.project_name(slot), stop_timeout=self.stop_timeout)
-
-    def is_running(self, slot: str) -> bool:
-        containers = self.deployer.podman.project_containers(self.project_name(slot), not_before=time.monotonic())
-        return any(c.state == "running" for c in containers)
-
-
-def remove_slots(podman: Podman, state_dir: str, name: str, project_name: str, keep_marker: bool = False) -> list[str]:
-    """Both slot projects of a blue-green service, their copies and (unless ``keep_marker``) its marker."""
-    removed = []
-    for project in slot_projects(project_name):
-        removed += podman.remove_project(project)
-    if not keep_marker:
-        ServiceFiles(state_dir, name).forget_slots()
-    return removed
 
 
 def waves(specs: t.Iterable[ServiceSpec]) -> list[list[ServiceSpec]]:

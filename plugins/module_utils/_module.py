@@ -144,11 +144,12 @@ def switch_and_exit(module: t.Any) -> None:
 
 def _compose_slots(module: t.Any, params: t.Mapping[str, t.Any], state_dir: str, runner: t.Any, config: t.Any) -> tuple[t.Any, str]:
     """The compose backend of a standalone switch: the project in ``project_src`` and its version."""
-    from ._apply import ComposeSlots, Deployer, VaultSource, slot_version
+    from ._apply import Deployer, VaultSource
     from ._common import LABEL_DIGEST, LABEL_SWITCH, PodopsError
     from ._compose import Settings, load_project
     from ._digest import digest_of, file_map, walk_files
     from ._podman import Podman, PodmanCompose
+    from ._slots import ComposeSlots, slot_version
 
     src = params["project_src"]
     if not os.path.isdir(src):
@@ -176,7 +177,7 @@ def _compose_slots(module: t.Any, params: t.Mapping[str, t.Any], state_dir: str,
         local = podman.image_ids(sorted(set(refs.values())))
         images = {svc: local[ref] for svc, ref in refs.items() if ref in local}
     else:
-        images = deployer.ensure_images(project)
+        images = deployer.images.ensure(project)
     files = walk_files(src)
     version = params.get("version") or slot_version(digest_of(file_map(src, files)), images)
     labels = {LABEL_SWITCH: config.name, LABEL_DIGEST: version}

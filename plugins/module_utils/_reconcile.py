@@ -17,7 +17,7 @@ import threading
 import typing as t
 from dataclasses import dataclass, field
 
-from ._apply import DEPLOYED, FAILED, ROLLED_BACK, Deployer, Outcome, apply_all, remove_slots
+from ._apply import DEPLOYED, FAILED, ROLLED_BACK, Deployer, Outcome, apply_all
 from ._common import SERVICE_NAME_RE, PodopsError, Runner, utcnow
 from ._compose import ComposeProject
 from ._deliver import Announcer, unexpected
@@ -27,6 +27,7 @@ from ._notify import NotifySettings
 from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, list_services, make_plan, select
 from ._podman import Podman, PodmanCompose
 from ._report import RUN_ID_RE, TRIGGERS, build_report, new_run_id, service_entry, verdict, write_report
+from ._slots import remove_slots
 from ._state import HostLock, ServiceFiles, SnapshotStore, StateStore
 
 PRUNED = "pruned"

@@ -1,7 +1,7 @@
 # Copyright (c) podops.gitops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Deployer.ensure_images: one ``podman image inspect`` per image reference per run (services share images),
+"""ImageCache.ensure (a Deployer's images): one ``podman image inspect`` per image reference per run (services share images),
 a fresh pull when one is asked for, and a missing image pulled once by parallel deploys."""
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def test_an_image_is_inspected_once_per_run(tmp_path, project):
     podman = ImagePodman(local={"localhost/app:1": "sha-app", "example.org/db:2": "sha-db"})
     deploy = deployer(podman, tmp_path)
 
-    first = deploy.ensure_images(project("a", "localhost/app:1", "example.org/db:2"))
-    second = deploy.ensure_images(project("b", "localhost/app:1"))
+    first = deploy.images.ensure(project("a", "localhost/app:1", "example.org/db:2"))
+    second = deploy.images.ensure(project("b", "localhost/app:1"))
 
     assert first == {"s0": "sha-app", "s1": "sha-db"}
     assert second == {"s0": "sha-app"}
@@ -70,9 +70,9 @@ def test_a_fresh_pull_is_not_answered_from_memory(tmp_path, project):
     podman = ImagePodman(local={"example.org/app:latest": "sha-old"}, registry={"example.org/app:latest": "sha-new"})
     deploy = deployer(podman, tmp_path)
 
-    assert deploy.ensure_images(project("a", "example.org/app:latest")) == {"s0": "sha-old"}
-    assert deploy.ensure_images(project("b", "example.org/app:latest"), pull_mutable=True) == {"s0": "sha-new"}
-    assert deploy.ensure_images(project("c", "example.org/app:latest")) == {"s0": "sha-new"}  # what the pull left
+    assert deploy.images.ensure(project("a", "example.org/app:latest")) == {"s0": "sha-old"}
+    assert deploy.images.ensure(project("b", "example.org/app:latest"), pull_mutable=True) == {"s0": "sha-new"}
+    assert deploy.images.ensure(project("c", "example.org/app:latest")) == {"s0": "sha-new"}  # what the pull left
     assert podman.calls == [("inspect", "example.org/app:latest"), ("pull", "example.org/app:latest"), ("inspect", "example.org/app:latest")]
 
 
@@ -82,7 +82,7 @@ def test_parallel_deploys_pull_a_missing_image_once(tmp_path, project):
     projects = [project(f"p{n}", "example.org/app:1") for n in range(4)]
     results = []
 
-    threads = [threading.Thread(target=lambda p=p: results.append(deploy.ensure_images(p))) for p in projects]
+    threads = [threading.Thread(target=lambda p=p: results.append(deploy.images.ensure(p))) for p in projects]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -98,7 +98,7 @@ def test_a_failed_pull_is_an_error_and_not_remembered(tmp_path, project):
 
     for _round in range(2):
         with pytest.raises(PodopsError):
-            deploy.ensure_images(project("a", "example.org/missing:1"))
+            deploy.images.ensure(project("a", "example.org/missing:1"))
 
     assert podman.calls.count(("pull", "example.org/missing:1")) == 2
 
@@ -106,9 +106,9 @@ def test_a_failed_pull_is_an_error_and_not_remembered(tmp_path, project):
 def test_forget_images_after_a_tag_moved(tmp_path, project):
     podman = ImagePodman(local={"localhost/app:1": "sha-1"})
     deploy = deployer(podman, tmp_path)
-    deploy.ensure_images(project("a", "localhost/app:1"))
+    deploy.images.ensure(project("a", "localhost/app:1"))
     podman.local["localhost/app:1"] = "sha-2"  # a build of another service re-tagged it
 
-    deploy.forget_images()
+    deploy.images.forget()
 
-    assert deploy.ensure_images(project("b", "localhost/app:1")) == {"s0": "sha-2"}
+    assert deploy.images.ensure(project("b", "localhost/app:1")) == {"s0": "sha-2"}

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from ansible_collections.podops.gitops.plugins.module_utils._apply import is_mutable, override_document, previous_image_ref, waves
+from ansible_collections.podops.gitops.plugins.module_utils._apply import override_document, waves
 from ansible_collections.podops.gitops.plugins.module_utils._compose import ComposeProject, Settings, load_project
+from ansible_collections.podops.gitops.plugins.module_utils._images import is_mutable, previous_image_ref
 from ansible_collections.podops.gitops.plugins.module_utils._plan import ServiceSpec
 
 LABELS = {"io.podops.service": "shop", "io.podops.digest": "d" * 64, "io.podops.commit": "c" * 40, "io.podops.prefix": "t1"}
