@@ -201,11 +201,7 @@ def _check_gitlab_secret(path: str, secrets: dict[str, bytes], provider_files: d
     ]
 
 
-def load(path: str, slot: str | None = None, broker: bool = False) -> Config:
-    """Read and validate the config file, and load the secrets it names. ``broker``: for the run broker,
-    which listens nowhere and needs no secret (it reads none)."""
-    if slot is not None and slot not in SLOTS:
-        raise ConfigError(f"--slot must be one of {', '.join(SLOTS)}, not {slot!r}")
+def _read_yaml(path: str) -> dict[str, t.Any]:
     try:
         with open(path, encoding="utf-8") as handle:
             raw = yaml.safe_load(handle)
@@ -222,6 +218,11 @@ def load(path: str, slot: str | None = None, broker: bool = False) -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must be a YAML mapping of settings")
+    return raw
+
+
+def _typed_values(path: str, raw: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Every setting of SCHEMA, from the file or its default, of its type; an unknown key is refused."""
     unknown = sorted(str(key) for key in raw if key not in SCHEMA)
     if unknown:
         raise ConfigError(f"{path}: unknown setting {unknown[0]!r}{_suggest(unknown[0])}; known settings: {', '.join(SCHEMA)}")
@@ -236,39 +237,45 @@ def load(path: str, slot: str | None = None, broker: bool = False) -> Config:
             )
             raise ConfigError(f"{path}: {key} must be a {names}, not {type(value).__name__} {value!r}")
         values[key] = value.copy() if isinstance(value, (dict, list)) else value
+    return values
 
-    listen = values["listen"]
-    if broker:
-        listen = "127.0.0.1:1"  # the broker answers on the socket systemd hands it
-    elif isinstance(listen, dict):
-        bad = sorted(str(key) for key in listen if key not in SLOTS)
-        if bad:
-            raise ConfigError(f"{path}: listen has unknown slot {bad[0]!r}; use a and b")
-        if slot is None:
-            raise ConfigError(f"{path}: listen names one address per slot; start the shim with --slot a or --slot b")
-        if slot not in listen:
-            raise ConfigError(f"{path}: listen has no address for slot {slot!r}")
-        listen = listen[slot]
-        if not isinstance(listen, str):
-            raise ConfigError(f"{path}: listen.{slot} must be a HOST:PORT string")
-    host, port = parse_listen(listen, f"{path}: listen")
 
+def _listen_address(path: str, listen: t.Any, slot: str | None) -> str:
+    """HOST:PORT to listen on: the setting itself, or this slot's entry of it."""
+    if not isinstance(listen, dict):
+        return listen
+    bad = sorted(str(key) for key in listen if key not in SLOTS)
+    if bad:
+        raise ConfigError(f"{path}: listen has unknown slot {bad[0]!r}; use a and b")
+    if slot is None:
+        raise ConfigError(f"{path}: listen names one address per slot; start the shim with --slot a or --slot b")
+    if slot not in listen:
+        raise ConfigError(f"{path}: listen has no address for slot {slot!r}")
+    if not isinstance(listen[slot], str):
+        raise ConfigError(f"{path}: listen.{slot} must be a HOST:PORT string")
+    return listen[slot]
+
+
+POSITIVE = (
+    "max_body_bytes",
+    "max_log_bytes",
+    "keep_runs",
+    "run_timeout_seconds",
+    "header_timeout_seconds",
+    "body_timeout_seconds",
+    "max_unverified_requests",
+    "delivery_keep_days",
+    "max_deliveries",
+)
+
+
+def _check_values(path: str, values: dict[str, t.Any]) -> None:
     for key in ("state_dir", "repo_dir", "collections_path", "broker_socket"):
         if values[key] and not os.path.isabs(values[key]):
             raise ConfigError(f"{path}: {key} must be an absolute path, not {values[key]!r}")
     if os.path.isabs(values["services_dir"]) or ".." in values["services_dir"].split("/"):
         raise ConfigError(f"{path}: services_dir is a folder inside repo_dir (like 'services'), not {values['services_dir']!r}")
-    for key in (
-        "max_body_bytes",
-        "max_log_bytes",
-        "keep_runs",
-        "run_timeout_seconds",
-        "header_timeout_seconds",
-        "body_timeout_seconds",
-        "max_unverified_requests",
-        "delivery_keep_days",
-        "max_deliveries",
-    ):
+    for key in POSITIVE:
         if values[key] <= 0:
             raise ConfigError(f"{path}: {key} must be greater than 0")
     if values["debounce_seconds"] < 0 or values["debounce_max_seconds"] < values["debounce_seconds"]:
@@ -276,15 +283,18 @@ def load(path: str, slot: str | None = None, broker: bool = False) -> Config:
     environment = values["environment"]
     if not all(isinstance(k, str) and isinstance(v, (str, int, float)) and not isinstance(v, bool) for k, v in environment.items()):
         raise ConfigError(f"{path}: environment must map variable names to strings")
-    provider_files = values["provider_secret_files"]
-    bad = sorted(str(key) for key in provider_files if key not in PROVIDERS)
+    bad = sorted(str(key) for key in values["provider_secret_files"] if key not in PROVIDERS)
     if bad:
         raise ConfigError(f"{path}: provider_secret_files has unknown provider {bad[0]!r}; known: {', '.join(PROVIDERS)}")
 
+
+def _read_secrets(path: str, values: dict[str, t.Any]) -> tuple[dict[str, bytes], dict[str, str]]:
+    """Each provider's webhook secret (its own file, else secret_file), each file read once."""
+    provider_files = values["provider_secret_files"]
     secret_paths: dict[str, str] = {}
     secrets: dict[str, bytes] = {}
     read: dict[str, bytes] = {}
-    for provider in () if broker else PROVIDERS:
+    for provider in PROVIDERS:
         chosen = provider_files.get(provider) or values["secret_file"]
         key = f"provider_secret_files.{provider}" if provider_files.get(provider) else "secret_file"
         if not isinstance(chosen, str):
@@ -294,9 +304,22 @@ def load(path: str, slot: str | None = None, broker: bool = False) -> Config:
             if secret_paths[provider] not in read:
                 read[secret_paths[provider]] = read_secret_file(secret_paths[provider], key)
             secrets[provider] = read[secret_paths[provider]]
-    if not secret_paths and not broker:
+    if not secret_paths:
         raise ConfigError(f"{path}: secret_file is not set: the shim never accepts unsigned webhooks; point it at a file holding the webhook secret")
-    warnings = _check_gitlab_secret(path, secrets, provider_files)
+    return secrets, secret_paths
+
+
+def load(path: str, slot: str | None = None, broker: bool = False) -> Config:
+    """Read and validate the config file, and load the secrets it names. ``broker``: for the run broker,
+    which listens nowhere and needs no secret (it reads none)."""
+    if slot is not None and slot not in SLOTS:
+        raise ConfigError(f"--slot must be one of {', '.join(SLOTS)}, not {slot!r}")
+    values = _typed_values(path, _read_yaml(path))
+    host, port = parse_listen("127.0.0.1:1" if broker else _listen_address(path, values["listen"], slot), f"{path}: listen")
+    _check_values(path, values)
+    environment = values["environment"]
+    secrets, secret_paths = ({}, {}) if broker else _read_secrets(path, values)
+    warnings = _check_gitlab_secret(path, secrets, values["provider_secret_files"])
     token = None
     token_path = ""
     if values["status_token_file"] and not broker:
