@@ -35,7 +35,7 @@ from ._plan import ServiceSpec
 from ._podman import Container, Podman, PodmanCompose
 from ._redact import redact, secret_values
 from ._slots import ComposeSlots, remove_slots, slot_version
-from ._state import RuntimeStore, ServiceFiles, SnapshotStore, atomic_write, ensure_dir, slot_of
+from ._state import RuntimeStore, ServiceFiles, ServiceRecord, SnapshotStore, atomic_write, ensure_dir, slot_of
 from ._switch import Switch
 
 try:
@@ -223,8 +223,9 @@ class Deployer:
             return None
         return VaultSource(self.repo_dir, spec.rel_dir, sorted(spec.files), spec.service_dir)
 
-    def deploy(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any] | None, pull: bool = False) -> Outcome:
+    def deploy(self, spec: ServiceSpec, recorded: ServiceRecord | None, pull: bool = False) -> Outcome:
         started = time.monotonic()
+        recorded = recorded or ServiceRecord()
         project = spec.project
         if project is None or spec.digest is None:  # the plan never sends these; guard anyway
             return Outcome(FAILED, spec.error or "service could not be read")
@@ -238,10 +239,10 @@ class Deployer:
         try:
             # Containers made by hand under this project's names would block podman-compose (drift).
             self.podman.remove_containers(spec.squatters, timeout=project.settings.timeouts["down"])
-            old_project = (recorded or {}).get("project")
-            if (recorded or {}).get("strategy") == "blue-green":
+            old_project = recorded.project
+            if recorded.strategy == "blue-green":
                 # Back from blue-green: both slots go (the active one comes back from the snapshot on failure).
-                remove_slots(self.podman, self.state_dir, spec.name, str((recorded or {}).get("base_project") or spec.project_name), keep_marker=True)
+                remove_slots(self.podman, self.state_dir, spec.name, str(recorded.base_project or spec.project_name), keep_marker=True)
             elif old_project and old_project != spec.project_name:
                 # The compose 'name:' changed: the old project would keep running beside the new one
                 # (and hold its ports). It comes back from the snapshot if the new one fails.
@@ -254,12 +255,12 @@ class Deployer:
             outcome.duration_s = time.monotonic() - started
             outcome.failure_log = failure
             return outcome
-        if (recorded or {}).get("strategy") == "blue-green":
+        if recorded.strategy == "blue-green":
             remove_slots(self.podman, self.state_dir, spec.name, spec.project_name)
         self.snapshots.save(spec.name, self.repo_dir, spec.rel_dir, spec.files)
         return Outcome(DEPLOYED, None, time.monotonic() - started, images)
 
-    def switch(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any] | None, images: t.Mapping[str, str], started: float) -> Outcome:
+    def switch(self, spec: ServiceSpec, recorded: ServiceRecord | None, images: t.Mapping[str, str], started: float) -> Outcome:
         """Blue-green: the new version starts in the standby slot; the active one serves until it is healthy."""
         project = t.cast(ComposeProject, spec.project)
         labels = self.labels(spec.name, t.cast(str, spec.digest), self.commit)
@@ -275,7 +276,7 @@ class Deployer:
             served = self.slot_serving(spec, switch.status()["active"]) if had_active else None
             return Outcome(ROLLED_BACK if had_active else FAILED, error, time.monotonic() - started, failure_log=backend.failure, served=served)
         active_project = backend.project_name(t.cast(str, result.active))
-        old_project = (recorded or {}).get("project")
+        old_project = recorded.project if recorded else None
         if old_project and old_project not in backend.projects():
             # It ran with another strategy (or under another name) before: the active slot has taken over.
             try:
@@ -297,25 +298,25 @@ class Deployer:
             return None
         return dataclasses.replace(old, slot_env=old.settings.slot_env(slot))
 
-    def rollback(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any] | None, error: str) -> Outcome:
-        recorded = recorded or {}
-        snap_dir = self.snapshots.service_dir(spec.name, spec.rel_dir) if recorded.get("digest") else None
+    def rollback(self, spec: ServiceSpec, recorded: ServiceRecord | None, error: str) -> Outcome:
+        snap_dir = self.snapshots.service_dir(spec.name, spec.rel_dir) if recorded and recorded.digest else None
         if snap_dir is None:
             # Stop this project's containers only (by label, never by name: a name may be another's).
             self.podman.stop_project(spec.project_name, timeout=spec.project.settings.timeouts["down"] if spec.project else TIMEOUT_DEFAULTS["down"])
             return Outcome(FAILED, f"{error} (no earlier version to go back to; its containers were stopped)")
+        recorded = t.cast(ServiceRecord, recorded)
         try:
-            compose_name = recorded.get("compose_file")
+            compose_name = recorded.compose_file
             old = load_project(snap_dir, os.path.join(snap_dir, compose_name) if compose_name else None)
-            labels = self.labels(spec.name, recorded["digest"], recorded.get("commit") or "")
-            images = dict(recorded.get("images") or {})
+            labels = self.labels(spec.name, t.cast(str, recorded.digest), recorded.commit or "")
+            images = dict(recorded.images or {})
             # The last good images by ID: a tag that moved since must not bring the new image back.
             pins = {svc: image_id for svc, image_id in images.items() if svc in old.services and self.images.image_id(image_id)}
             vault = None
-            if recorded.get("vault_keys"):
+            if recorded.vault_keys:
                 snap_root = snap_dir[: -len(spec.rel_dir)].rstrip("/")
-                vault = VaultSource(snap_root, spec.rel_dir, sorted(recorded.get("files") or {}), spec.service_dir)
-            project_name = recorded.get("project") or spec.project_name
+                vault = VaultSource(snap_root, spec.rel_dir, sorted(recorded.files or {}), spec.service_dir)
+            project_name = recorded.project or spec.project_name
             # A blue-green service comes back as the slot it was (its port from the old file's slots).
             slot = slot_of(project_name) if old.settings.blue_green else None
             env = old.settings.slot_env(slot) if slot else None
@@ -324,7 +325,7 @@ class Deployer:
             return Outcome(FAILED, f"{error}; putting the last good version back failed too: {exc}")
         return Outcome(ROLLED_BACK, error, served=old)
 
-    def update_images(self, spec: ServiceSpec, recorded: t.Mapping[str, t.Any], running: t.Sequence[Container], pull: bool = True) -> Outcome | None:
+    def update_images(self, spec: ServiceSpec, recorded: ServiceRecord, running: t.Sequence[Container], pull: bool = True) -> Outcome | None:
         """Fresh images for an unchanged service: pull its mutable images and recreate only the containers
         whose image changed, health-gated; on failure the previous image runs again. None: nothing to do."""
         started = time.monotonic()
@@ -341,8 +342,8 @@ class Deployer:
             return None
         if project.settings.blue_green:
             return self.switch(spec, recorded, images, started)
-        digest = recorded.get("digest") or spec.digest or ""
-        labels = self.labels(spec.name, digest, recorded.get("commit") or self.commit)
+        digest = recorded.digest or spec.digest or ""
+        labels = self.labels(spec.name, digest, recorded.commit or self.commit)
         try:
             for svc in changed:
                 self.podman.tag(before[svc], previous_image_ref(spec.project_name, svc))

@@ -21,7 +21,7 @@ from ._common import LABEL_COMMIT, LABEL_DIGEST, LABEL_PREFIX, LABEL_SERVICE, SE
 from ._compose import ComposeProject, find_compose_file, load_project
 from ._digest import MISSING, Secrets, changed_files, digest_of, file_map, git_commit, git_tracked_files, walk_files
 from ._podman import Container
-from ._state import SLOTS, slot_project
+from ._state import SLOTS, ServiceRecord, slot_project
 
 # plan actions (what would happen) -> report actions (what happened)
 DEPLOY, UNCHANGED, ORPHANED, FAILED = "deploy", "unchanged", "orphaned", "failed"
@@ -341,7 +341,7 @@ def find_squatters(spec: ServiceSpec, by_name: t.Mapping[str, Container]) -> lis
     return squatters
 
 
-def foreign_owner(spec: ServiceSpec, by_name: t.Mapping[str, Container], state: t.Mapping[str, dict], prefix: str) -> str | None:
+def foreign_owner(spec: ServiceSpec, by_name: t.Mapping[str, Container], state: t.Mapping[str, ServiceRecord], prefix: str) -> str | None:
     """A container_name of this service held by a container podops deployed for someone else - another env repo,
     another prefix - named from its io.podops.* labels. Taking it would break that deploy, so the service fails and
     nothing changes. A service of this repo that left it, or was renamed, is this repo's: it is taken over."""
@@ -351,8 +351,8 @@ def foreign_owner(spec: ServiceSpec, by_name: t.Mapping[str, Container], state: 
         if not owner:
             continue  # made by hand: the deploy replaces it (drift)
         # This state folder deployed that very project (an old compose name, a folder renamed or removed).
-        recorded = state.get(owner) or {}
-        if labels.get(LABEL_PREFIX, "") == (prefix or "") and recorded.get("project") == by_name[name].project:
+        recorded = state.get(owner) or ServiceRecord()
+        if labels.get(LABEL_PREFIX, "") == (prefix or "") and recorded.project == by_name[name].project:
             continue
         other_prefix = labels.get(LABEL_PREFIX, "")
         commit = (labels.get(LABEL_COMMIT) or "")[:12] or "unknown"
@@ -389,41 +389,41 @@ def drift_reason(spec: ServiceSpec, recorded_digest: str, containers: t.Sequence
     return None
 
 
-def decide(spec: ServiceSpec, recorded: dict | None, containers: t.Sequence[Container]) -> PlanItem:
+def decide(spec: ServiceSpec, recorded: ServiceRecord | None, containers: t.Sequence[Container]) -> PlanItem:
     """The plan for one service in the repo."""
     item = PlanItem(name=spec.name, action=UNCHANGED, reason="unchanged", project_name=spec.project_name, digest=spec.digest)
-    recorded = recorded or {}
-    item.previous_digest = recorded.get("digest")
+    recorded = recorded or ServiceRecord()
+    item.previous_digest = recorded.digest
     if spec.error:
         item.action, item.reason, item.error = FAILED, "invalid", spec.error
-        item.changed_files = changed_files(recorded.get("files"), spec.files) if recorded.get("files") else []
+        item.changed_files = changed_files(recorded.files, spec.files) if recorded.files else []
         return item
-    if not recorded.get("digest"):
+    if not recorded.digest:
         if containers and drift_reason(spec, spec.digest or "", containers) is None:
             item.reason = "adopted"  # running with this very digest (state lost or first run of a new state dir)
             return item
         item.action = DEPLOY
-        item.reason = "retry" if recorded.get("failed_digest") == spec.digest else "new"
+        item.reason = "retry" if recorded.failed_digest == spec.digest else "new"
         item.changed_files = sorted(rel for rel, entry in spec.files.items() if entry != MISSING)
         return item
-    if recorded["digest"] != spec.digest:
+    if recorded.digest != spec.digest:
         item.action = DEPLOY
-        item.reason = "retry" if recorded.get("failed_digest") == spec.digest else "changed"
-        item.changed_files = changed_files(recorded.get("files"), spec.files)
+        item.reason = "retry" if recorded.failed_digest == spec.digest else "changed"
+        item.changed_files = changed_files(recorded.files, spec.files)
         return item
-    why = drift_reason(spec, recorded["digest"], containers)
+    why = drift_reason(spec, recorded.digest, containers)
     if why:
         item.action, item.reason, item.error = DEPLOY, "drift", why
     return item
 
 
-def serving_project(spec: ServiceSpec, recorded: t.Mapping[str, t.Any] | None, by_project: t.Mapping[str, list[Container]]) -> str:
+def serving_project(spec: ServiceSpec, recorded: ServiceRecord | None, by_project: t.Mapping[str, list[Container]]) -> str:
     """The compose project whose containers serve ``spec``: for blue-green, the slot podops made active
     (recorded), else a slot that has containers."""
     if not spec.blue_green:
         return spec.project_name
     slots = spec.projects()
-    recorded_project = (recorded or {}).get("project")
+    recorded_project = recorded.project if recorded else None
     if recorded_project in slots:
         return recorded_project
     return next((project for project in slots if by_project.get(project)), slots[0])
@@ -433,7 +433,7 @@ def make_plan(
     runner: Runner,
     repo_dir: str,
     services_dir: str,
-    state: t.Mapping[str, dict],
+    state: t.Mapping[str, ServiceRecord],
     containers: t.Sequence[Container],
     prefix: str = "",
     selectors: t.Sequence[str] | None = None,
@@ -457,8 +457,8 @@ def make_plan(
     # Orphans: deployed by podops (state or labels) but no longer a selected service of the repo.
     orphans: dict[str, str] = {}
     for name, recorded in state.items():
-        if name not in specs and (recorded.get("digest") or recorded.get("project")):
-            orphans[name] = recorded.get("project") or project_name(prefix, name)
+        if name not in specs and (recorded.digest or recorded.project):
+            orphans[name] = recorded.project or project_name(prefix, name)
     owned_projects = {project for spec in specs.values() for project in spec.projects()}
     for project, members in live.items():
         service = members[0].labels.get(LABEL_SERVICE, "")
@@ -468,5 +468,5 @@ def make_plan(
         # A folder renamed with the compose project kept (top-level name:): the project is now another
         # service's; pruning it would take that service down.
         reason = "renamed" if project in owned_projects else "deselected" if name in in_repo else "removed"
-        items[name] = PlanItem(name=name, action=ORPHANED, reason=reason, project_name=project, previous_digest=(state.get(name) or {}).get("digest"))
+        items[name] = PlanItem(name=name, action=ORPHANED, reason=reason, project_name=project, previous_digest=state[name].digest if name in state else None)
     return Plan(commit=commit, items=dict(sorted(items.items())), specs=specs, live=by_project, warnings=warnings)

@@ -28,7 +28,7 @@ from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, lis
 from ._podman import Podman, PodmanCompose
 from ._report import RUN_ID_RE, TRIGGERS, build_report, new_run_id, service_entry, verdict, write_report
 from ._slots import remove_slots
-from ._state import HostLock, ServiceFiles, SnapshotStore, StateStore
+from ._state import HostLock, ServiceFiles, ServiceRecord, SnapshotStore, StateStore
 
 PRUNED = "pruned"
 # Lines about long waits, appended while a run goes on (podops-pull prints them as they come; see podops_pull.py).
@@ -131,7 +131,7 @@ class Options:
                 )
 
 
-def compute_plan(options: Options, runner: Runner, podman: Podman | None = None) -> tuple[Plan, dict[str, dict]]:
+def compute_plan(options: Options, runner: Runner, podman: Podman | None = None) -> tuple[Plan, dict[str, ServiceRecord]]:
     """The read-only part: state + live containers + repo -> plan (for a redeploy: of that one service).
     ``options`` must be validated (``Options.validate``) by the caller."""
     state = StateStore(options.state_dir).load()
@@ -152,7 +152,7 @@ def compute_plan(options: Options, runner: Runner, podman: Podman | None = None)
     return plan, state
 
 
-def vault_needed(plan: Plan, state: t.Mapping[str, dict], secrets: Secrets, state_dir: str) -> dict[str, str]:
+def vault_needed(plan: Plan, state: t.Mapping[str, ServiceRecord], secrets: Secrets, state_dir: str) -> dict[str, str]:
     """Encrypted files the controller must decrypt before this run can go on: the services' own and those of
     their snapshots (a rollback needs the old plaintext). Empty once the controller has answered."""
     if secrets.provided:
@@ -160,9 +160,9 @@ def vault_needed(plan: Plan, state: t.Mapping[str, dict], secrets: Secrets, stat
     needed = dict(secrets.found)
     snapshots = SnapshotStore(state_dir)
     for name, spec in plan.specs.items():
-        recorded = state.get(name) or {}
-        snap_dir = snapshots.service_dir(name, spec.rel_dir) if recorded.get("vault_keys") else None
-        for key in recorded.get("vault_keys") or [] if snap_dir else []:
+        vault_keys = list(state[name].vault_keys or []) if name in state else []
+        snap_dir = snapshots.service_dir(name, spec.rel_dir) if vault_keys else None
+        for key in vault_keys if snap_dir else []:
             path = os.path.realpath(os.path.join(snap_dir, key))
             if path not in needed and os.path.isfile(path):
                 with open(path, encoding="ascii", errors="replace") as handle:
@@ -219,30 +219,25 @@ def project_urls(project: ComposeProject | None) -> list[str]:
     return found
 
 
-def _record_success(spec: ServiceSpec, commit: str | None, images: t.Mapping[str, str] | None = None) -> dict[str, t.Any]:
+def _record_success(spec: ServiceSpec, commit: str | None, images: t.Mapping[str, str] | None = None) -> ServiceRecord:
+    """The record of ``spec``'s version running (deployed, or adopted as found)."""
     vault = set(spec.vault_files)
-    return {
-        "images": dict(images or {}),
-        "vault_keys": sorted(key for key in spec.files if os.path.realpath(os.path.join(spec.service_dir, key)) in vault),
-        "project": spec.live_project or spec.project_name,
-        "service_dir": spec.rel_dir,
-        "compose_file": os.path.basename(spec.project.compose_file) if spec.project else None,
-        "strategy": spec.project.settings.strategy if spec.project else None,
-        "base_project": spec.project_name,
-        "digest": spec.digest,
-        "files": spec.files,
-        "commit": commit,
-        "deployed_at": utcnow(),
-        "status": "ok",
-        "failed_digest": None,
-        "error": None,
-    }
+    return ServiceRecord.deployed(
+        project=spec.live_project or spec.project_name,
+        service_dir=spec.rel_dir,
+        digest=spec.digest,
+        files=spec.files,
+        images=images,
+        vault_keys=sorted(key for key in spec.files if os.path.realpath(os.path.join(spec.service_dir, key)) in vault),
+        compose_file=os.path.basename(spec.project.compose_file) if spec.project else None,
+        strategy=spec.project.settings.strategy if spec.project else None,
+        base_project=spec.project_name,
+        commit=commit,
+    )
 
 
-def _record_failure(recorded: dict | None, spec: ServiceSpec, error: str) -> dict[str, t.Any]:
-    entry = dict(recorded or {"project": spec.project_name, "service_dir": spec.rel_dir, "digest": None, "files": {}})
-    entry.update(status="failed", failed_digest=spec.digest, error=error, failed_at=utcnow())
-    return entry
+def _record_failure(recorded: ServiceRecord | None, spec: ServiceSpec, error: str) -> ServiceRecord:
+    return (recorded or ServiceRecord.never_deployed(spec.project_name, spec.rel_dir)).failed(spec.digest, error)
 
 
 class Reconciler:
@@ -368,7 +363,7 @@ class Reconciler:
         setting = spec.project.settings.image_updates if spec.project else None
         return self.options.image_updates if setting is None else setting
 
-    def _apply(self, plan: Plan, state: dict[str, dict], store: StateStore, podman: Podman) -> None:
+    def _apply(self, plan: Plan, state: dict[str, ServiceRecord], store: StateStore, podman: Podman) -> None:
         """Deploy what the plan says (and refresh images where asked), then record every other service."""
         options = self.options
         to_deploy = [plan.specs[item.name] for item in plan.by_action(DEPLOY)]
@@ -384,13 +379,13 @@ class Reconciler:
                 return deployer.deploy(spec, before.get(spec.name), pull=bool(options.redeploy))
 
             def refresh(spec: ServiceSpec) -> Outcome | None:
-                return deployer.update_images(spec, before.get(spec.name) or {}, plan.live.get(spec.live_project, []))
+                return deployer.update_images(spec, before.get(spec.name) or ServiceRecord(), plan.live.get(spec.live_project, []))
 
             apply_all(to_deploy, deploy, options.parallel, functools.partial(self._deployed, plan, state, store))
             apply_all(to_refresh, refresh, options.parallel, functools.partial(self._refreshed, plan, state, store))
         self._record_the_rest(plan, state)
 
-    def _deployed(self, plan: Plan, state: dict[str, dict], store: StateStore, spec: ServiceSpec, outcome: Outcome | None) -> None:
+    def _deployed(self, plan: Plan, state: dict[str, ServiceRecord], store: StateStore, spec: ServiceSpec, outcome: Outcome | None) -> None:
         outcome = outcome or Outcome(FAILED, "no outcome")  # deploy() always returns one
         if outcome.action == DEPLOYED:
             if outcome.project:
@@ -403,23 +398,20 @@ class Reconciler:
         self._entry(plan.items[spec.name], outcome.action, outcome.error, outcome.duration_s, outcome.failure_log)
         store.save(state)  # after every service: a killed run keeps what finished
 
-    def _refreshed(self, plan: Plan, state: dict[str, dict], store: StateStore, spec: ServiceSpec, outcome: Outcome | None) -> None:
+    def _refreshed(self, plan: Plan, state: dict[str, ServiceRecord], store: StateStore, spec: ServiceSpec, outcome: Outcome | None) -> None:
         item = plan.items[spec.name]
         if outcome is None:
             return  # same images: nothing restarted, recorded as unchanged by _record_the_rest
         item.reason = "image"
-        entry = dict(state.get(spec.name) or _record_success(spec, plan.commit))
-        if outcome.images is not None:
-            entry["images"] = outcome.images
+        recorded = state.get(spec.name) or _record_success(spec, plan.commit)
         if outcome.action == DEPLOYED:
-            entry.update(status="ok", error=None, deployed_at=utcnow())
+            state[spec.name] = recorded.image_refreshed(outcome.images)
         else:
-            entry.update(status="failed", error=outcome.error, failed_at=utcnow())
-        state[spec.name] = entry
+            state[spec.name] = recorded.image_refresh_failed(outcome.images, outcome.error)
         self._entry(item, outcome.action, outcome.error, outcome.duration_s, outcome.failure_log)
         store.save(state)
 
-    def _record_the_rest(self, plan: Plan, state: dict[str, dict]) -> None:
+    def _record_the_rest(self, plan: Plan, state: dict[str, ServiceRecord]) -> None:
         """Services nothing was done to: failed in the plan, or unchanged (adopted ones get a record and a snapshot)."""
         snapshots = SnapshotStore(self.options.state_dir)
         for item in plan.items.values():
@@ -430,17 +422,17 @@ class Reconciler:
                 state[item.name] = _record_failure(state.get(item.name), spec, item.error or "invalid")
                 self._entry(item, FAILED)
             elif item.action == UNCHANGED:
-                recorded = state.get(item.name) or {}
+                recorded = state.get(item.name)
                 spec = plan.specs[item.name]
-                if item.reason == "adopted" or not recorded.get("digest"):
+                if item.reason == "adopted" or recorded is None or not recorded.digest:
                     running = plan.live.get(spec.live_project, [])
                     state[item.name] = _record_success(spec, plan.commit, {c.compose_service: c.image_id for c in running if c.image_id})
                     snapshots.save(spec.name, self.options.repo_dir, spec.rel_dir, spec.files)
-                elif recorded.get("status") != "ok":
-                    recorded.update(status="ok", error=None, failed_digest=None)
+                elif recorded.status != "ok":
+                    state[item.name] = recorded.healed()
                 self._entry(item, UNCHANGED)
 
-    def _prune(self, plan: Plan, state: dict[str, dict], store: StateStore, podman: Podman) -> None:
+    def _prune(self, plan: Plan, state: dict[str, ServiceRecord], store: StateStore, podman: Podman) -> None:
         snapshots = SnapshotStore(self.options.state_dir)
         for item in plan.by_action(ORPHANED):
             if item.reason == "renamed":
@@ -453,9 +445,9 @@ class Reconciler:
                 self._entry(item, ORPHANED)
                 continue
             try:
-                recorded = state.get(item.name) or {}
-                if recorded.get("strategy") == "blue-green":
-                    remove_slots(podman, self.options.state_dir, item.name, str(recorded.get("base_project")))
+                recorded = state.get(item.name) or ServiceRecord()
+                if recorded.strategy == "blue-green":
+                    remove_slots(podman, self.options.state_dir, item.name, str(recorded.base_project))
                 podman.remove_project(item.project_name)
             except PodopsError as exc:
                 self._entry(item, FAILED, str(exc))

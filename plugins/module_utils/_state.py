@@ -7,7 +7,7 @@ PRIVATE to the podops.gitops collection: no API guarantee for other code.
 
 Layout of ``podops_state_dir`` (0700)::
 
-    state.json            per service: last good digest, files, commit, status, error (0600)
+    state.json            per service a ServiceRecord: last good digest, files, commit, status, error (0600)
     runs/<run_id>.json    one run report per reconcile; last-run.json is the newest
     reconcile.lock        flock: one reconcile per host at a time
     ...                   and what podops keeps for each service: see ServiceFiles, their one home
@@ -18,6 +18,7 @@ Every write is a temp file + fsync + rename: a run killed at any moment leaves r
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import hashlib
@@ -27,8 +28,9 @@ import shutil
 import tempfile
 import time
 import typing as t
+from dataclasses import dataclass, field
 
-from ._common import PodopsError
+from ._common import PodopsError, utcnow
 
 STATE_VERSION = 1
 LOCK_ENV = "PODOPS_LOCK_HELD"
@@ -150,6 +152,113 @@ def write_json(path: str, data: t.Any) -> None:
     atomic_write(path, json_text(data))
 
 
+@dataclass(frozen=True)
+class ServiceRecord:
+    """What state.json keeps for one service (``services.<name>``): its one home.
+
+    A record writes back exactly the keys it was read or built with (a first failure has no ``images``, a
+    deploy writes ``error: null``), plus any key it does not know (``extra``, from an older or newer podops):
+    state.json's content does not change by being read and saved. The transitions return a new record.
+    """
+
+    project: str | None = None  # the compose project serving (a blue-green service: its active slot's)
+    service_dir: str | None = None
+    digest: str | None = None  # of the last good version; None: never deployed
+    files: t.Mapping[str, t.Any] = field(default_factory=dict)  # file -> hash of the last good version
+    images: t.Mapping[str, str] = field(default_factory=dict)  # compose service -> image ID it runs
+    vault_keys: t.Sequence[str] = ()  # the files that are ansible-vault encrypted
+    compose_file: str | None = None
+    strategy: str | None = None  # x-podops.strategy: "blue-green" or None
+    base_project: str | None = None  # the project name without a slot
+    commit: str | None = None
+    deployed_at: str | None = None
+    status: str | None = None  # "ok" or "failed"
+    failed_digest: str | None = None
+    error: str | None = None
+    failed_at: str | None = None
+    extra: t.Mapping[str, t.Any] = field(default_factory=dict)  # keys this podops does not know, kept as read
+    present: frozenset[str] = frozenset()  # the keys written back (see the class docstring)
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls) if f.name not in ("extra", "present"))
+
+    @classmethod
+    def from_dict(cls, data: t.Mapping[str, t.Any]) -> ServiceRecord:
+        known = cls.keys()
+        return cls(
+            **{key: data[key] for key in known if key in data},
+            extra={key: value for key, value in data.items() if key not in known},
+            present=frozenset(key for key in known if key in data),
+        )
+
+    def to_dict(self) -> dict[str, t.Any]:
+        return {**self.extra, **{key: getattr(self, key) for key in self.keys() if key in self.present}}
+
+    def __bool__(self) -> bool:
+        """An empty entry (``{}``) is no record, as the dict it replaces was: ``recorded or ...`` builds one."""
+        return bool(self.present or self.extra)
+
+    def _with(self, **changes: t.Any) -> ServiceRecord:
+        return dataclasses.replace(self, **changes, present=self.present | frozenset(changes))
+
+    @classmethod
+    def deployed(
+        cls,
+        *,
+        project: str,
+        service_dir: str,
+        digest: str,
+        files: t.Mapping[str, t.Any],
+        images: t.Mapping[str, str] | None,
+        vault_keys: t.Sequence[str],
+        compose_file: str | None,
+        strategy: str | None,
+        base_project: str,
+        commit: str | None,
+    ) -> ServiceRecord:
+        """A version that runs: deployed, or found running with the repo's very digest (adopted)."""
+        return cls()._with(
+            images=dict(images or {}),
+            vault_keys=list(vault_keys),
+            project=project,
+            service_dir=service_dir,
+            compose_file=compose_file,
+            strategy=strategy,
+            base_project=base_project,
+            digest=digest,
+            files=files,
+            commit=commit,
+            deployed_at=utcnow(),
+            status="ok",
+            failed_digest=None,
+            error=None,
+        )
+
+    @classmethod
+    def never_deployed(cls, project: str, service_dir: str) -> ServiceRecord:
+        """Where a service's first failure is recorded: no good version to go back to."""
+        return cls()._with(project=project, service_dir=service_dir, digest=None, files={})
+
+    def failed(self, digest: str | None, error: str) -> ServiceRecord:
+        """Version ``digest`` failed (the last good version, if any, still runs)."""
+        return self._with(status="failed", failed_digest=digest, error=error, failed_at=utcnow())
+
+    def image_refreshed(self, images: t.Mapping[str, str] | None) -> ServiceRecord:
+        """New images of the same version run (``images`` None: the ones recorded)."""
+        changes = {} if images is None else {"images": images}
+        return self._with(**changes, status="ok", error=None, deployed_at=utcnow())
+
+    def image_refresh_failed(self, images: t.Mapping[str, str] | None, error: str | None) -> ServiceRecord:
+        """New images failed; ``images``: what runs now (None: the ones recorded)."""
+        changes = {} if images is None else {"images": images}
+        return self._with(**changes, status="failed", error=error, failed_at=utcnow())
+
+    def healed(self) -> ServiceRecord:
+        """The last good version runs with nothing done to it: a failure recorded before is over."""
+        return self._with(status="ok", error=None, failed_digest=None)
+
+
 class StateStore:
     """``state.json``: one entry per service podops has deployed (or tried to)."""
 
@@ -157,7 +266,7 @@ class StateStore:
         self.state_dir = state_dir
         self.path = os.path.join(state_dir, "state.json")
 
-    def load(self) -> dict[str, dict]:
+    def load(self) -> dict[str, ServiceRecord]:
         """Services recorded so far; an unreadable file is an error that names the file and the fix."""
         try:
             with open(self.path, encoding="utf-8") as handle:
@@ -179,11 +288,11 @@ class StateStore:
                 f"the podops state file {self.path} has entries that are not mappings ({', '.join(wrong)}): "
                 "it was not written by podops. Move it away and run again: podops rebuilds what is running from the container labels."
             )
-        return data["services"]
+        return {name: ServiceRecord.from_dict(entry) for name, entry in data["services"].items()}
 
-    def save(self, services: t.Mapping[str, dict]) -> None:
+    def save(self, services: t.Mapping[str, ServiceRecord]) -> None:
         ensure_dir(self.state_dir)
-        write_json(self.path, {"version": STATE_VERSION, "services": dict(services)})
+        write_json(self.path, {"version": STATE_VERSION, "services": {name: record.to_dict() for name, record in services.items()}})
 
 
 class LockBusy(PodopsError):

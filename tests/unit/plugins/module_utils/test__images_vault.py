@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.podops.gitops.plugins.module_utils._digest import MISSING, Secrets, file_entry, file_map
 from ansible_collections.podops.gitops.plugins.module_utils._plan import Plan, ServiceSpec
 from ansible_collections.podops.gitops.plugins.module_utils._reconcile import vault_needed
-from ansible_collections.podops.gitops.plugins.module_utils._state import RuntimeStore, SnapshotStore, _slug, mirror
+from ansible_collections.podops.gitops.plugins.module_utils._state import RuntimeStore, ServiceRecord, SnapshotStore, _slug, mirror
 
 CIPHER_A = "$ANSIBLE_VAULT;1.1;AES256\n3961633666\n6161616161\n"
 CIPHER_B = "$ANSIBLE_VAULT;1.1;AES256\n3262626262\n6363636363\n"  # the same plaintext, encrypted again
@@ -257,7 +257,7 @@ def test_vault_needed_asks_for_the_snapshot_ciphertexts(tmp_path, vault_repo):
     (vault_repo / "services/web/app.env").write_text(CIPHER_B)  # the repo moved on since the last good deploy
     secrets = Secrets()
     file_entry(str(vault_repo / "services/web/app.env"), secrets)
-    state = {"web": {"digest": "a" * 64, "vault_keys": ["../../secrets/db.env", "app.env", "gone.env"]}}
+    state = {"web": ServiceRecord.from_dict({"digest": "a" * 64, "vault_keys": ["../../secrets/db.env", "app.env", "gone.env"]})}
     snap = os.path.realpath(os.path.join(state_dir, "snapshots", "web", "root"))
 
     needed = vault_needed(plan_with_web(vault_repo), state, secrets, state_dir)
@@ -273,8 +273,9 @@ def test_vault_needed_without_vault_keys_or_snapshot_is_only_what_was_found(tmp_
     state_dir = str(tmp_path / "state")
     SnapshotStore(state_dir).save("web", str(vault_repo), "services/web", VAULT_FILES)
 
-    assert vault_needed(plan_with_web(vault_repo), {"web": {"digest": "a" * 64, "vault_keys": []}}, Secrets(), state_dir) == {}
-    assert vault_needed(plan_with_web(vault_repo), {"web": {"digest": "a" * 64, "vault_keys": ["app.env"]}}, Secrets(), str(tmp_path / "empty")) == {}
+    assert vault_needed(plan_with_web(vault_repo), {"web": ServiceRecord.from_dict({"digest": "a" * 64, "vault_keys": []})}, Secrets(), state_dir) == {}
+    with_keys = {"web": ServiceRecord.from_dict({"digest": "a" * 64, "vault_keys": ["app.env"]})}
+    assert vault_needed(plan_with_web(vault_repo), with_keys, Secrets(), str(tmp_path / "empty")) == {}
 
 
 def test_vault_needed_is_empty_once_the_controller_answered(tmp_path, vault_repo):
@@ -284,4 +285,4 @@ def test_vault_needed_is_empty_once_the_controller_answered(tmp_path, vault_repo
     file_entry(str(vault_repo / "services/web/app.env"), secrets)
 
     assert secrets.found != {}
-    assert vault_needed(plan_with_web(vault_repo), {"web": {"digest": "a" * 64, "vault_keys": ["app.env"]}}, secrets, state_dir) == {}
+    assert vault_needed(plan_with_web(vault_repo), {"web": ServiceRecord.from_dict({"digest": "a" * 64, "vault_keys": ["app.env"]})}, secrets, state_dir) == {}

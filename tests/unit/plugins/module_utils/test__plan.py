@@ -12,6 +12,7 @@ import pytest
 from ansible_collections.podops.gitops.plugins.module_utils._common import PodopsError
 from ansible_collections.podops.gitops.plugins.module_utils._digest import digest_of
 from ansible_collections.podops.gitops.plugins.module_utils._plan import PlanItem, make_plan, project_name, select
+from ansible_collections.podops.gitops.plugins.module_utils._state import ServiceRecord
 
 WEB_COMPOSE = """\
 services:
@@ -53,7 +54,9 @@ def repo(tmp_path, git_repo):
 @pytest.fixture
 def plan_of(runner):
     def plan(repo_dir, state=None, containers=(), prefix="", selectors=None, services_dir="services"):
-        return make_plan(runner, str(repo_dir), services_dir, state or {}, list(containers), prefix, selectors)
+        # ``state`` as state.json holds it; the plan reads it as StateStore.load gives it.
+        records = {name: ServiceRecord.from_dict(entry) for name, entry in (state or {}).items()}
+        return make_plan(runner, str(repo_dir), services_dir, records, list(containers), prefix, selectors)
 
     return plan
 

@@ -22,6 +22,7 @@ from ansible_collections.podops.gitops.plugins.module_utils._plan import (
     list_services,
     make_plan,
 )
+from ansible_collections.podops.gitops.plugins.module_utils._state import ServiceRecord
 
 VAULT = "$ANSIBLE_VAULT;1.1;AES256\n6161616161\n"
 
@@ -127,7 +128,7 @@ def test_a_container_name_held_by_this_state_folders_own_old_project_or_by_hand_
     renamed = make_container("t1oldshop", "db", "a" * 64, "oldshop", prefix="t1")
     renamed.name = "shop-db"
     shop.squatters = ["shop-db"]
-    assert foreign_owner(shop, {"shop-db": renamed}, {"oldshop": {"project": "t1oldshop"}}, "t1") is None
+    assert foreign_owner(shop, {"shop-db": renamed}, {"oldshop": ServiceRecord.from_dict({"project": "t1oldshop"})}, "t1") is None
     by_hand = make_container("x", "db", "a" * 64)
     by_hand.name, by_hand.labels = "shop-db", {}
     assert foreign_owner(shop, {"shop-db": by_hand}, {}, "t1") is None
@@ -295,7 +296,7 @@ def test_plan_fails_a_service_whose_vault_file_cannot_be_decrypted(vault_service
 
 
 def test_plan_without_orphans_reports_only_the_repo_services(shop, tmp_path, runner, make_container):
-    state = {"gone": {"project": "gone", "digest": "a" * 64, "files": {}, "status": "ok"}}
+    state = {"gone": ServiceRecord.from_dict({"project": "gone", "digest": "a" * 64, "files": {}, "status": "ok"})}
     live = [make_container("legacy", "app", "a" * 64, "legacy"), make_container("gone", "app", "a" * 64, "gone")]
 
     with_orphans = make_plan(runner, str(tmp_path / "repo"), "services", state, live)

@@ -14,6 +14,7 @@ from ansible_collections.podops.gitops.plugins.module_utils import _plan
 from ansible_collections.podops.gitops.plugins.module_utils._common import PodopsError
 from ansible_collections.podops.gitops.plugins.module_utils._compose import load_project
 from ansible_collections.podops.gitops.plugins.module_utils._plan import ServiceSpec, make_plan, referenced_files
+from ansible_collections.podops.gitops.plugins.module_utils._state import ServiceRecord
 
 
 def project_of(tmp_path, write_tree, compose, files=None, environ=None):
@@ -298,7 +299,8 @@ def test_plan_digests_tracked_files_of_a_shared_bind_and_every_config_file(share
         ".env",
         "compose.yaml",
     ]
-    state = {"web": {"project": "web", "service_dir": "services/web", "digest": first.specs["web"].digest, "files": dict(files), "status": "ok"}}
+    entry = {"project": "web", "service_dir": "services/web", "digest": first.specs["web"].digest, "files": dict(files), "status": "ok"}
+    state = {"web": ServiceRecord.from_dict(entry)}
 
     write_tree(shared_repo, {"shared/conf/local.conf": "changed by the host", "shared/unmounted.conf": "edited", "services/web/data/db.sqlite": "more data"})
     untracked = make_plan(runner, shared_repo, "services", state, [])

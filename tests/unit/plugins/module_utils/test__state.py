@@ -19,6 +19,7 @@ from ansible_collections.podops.gitops.plugins.module_utils._common import Podop
 from ansible_collections.podops.gitops.plugins.module_utils._state import (
     LOCK_ENV,
     HostLock,
+    ServiceRecord,
     SnapshotStore,
     StateStore,
     atomic_write,
@@ -91,9 +92,9 @@ def test_state_save_load_roundtrip(tmp_path):
         "db": {"digest": None, "files": {}, "status": "failed", "failed_digest": "cd" * 32, "error": "image x could not be pulled"},
     }
 
-    StateStore(str(state_dir)).save(services)
+    StateStore(str(state_dir)).save({name: ServiceRecord.from_dict(entry) for name, entry in services.items()})
 
-    assert StateStore(str(state_dir)).load() == services
+    assert {name: record.to_dict() for name, record in StateStore(str(state_dir)).load().items()} == services
     assert json.loads((state_dir / "state.json").read_text()) == {"version": 1, "services": services}
     assert mode_of(state_dir) == 0o700
     assert mode_of(state_dir / "state.json") == 0o600
