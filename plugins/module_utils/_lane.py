@@ -214,7 +214,7 @@ def process_runner(env: t.Mapping[str, str]) -> t.Callable[..., tuple[int, str, 
     return run
 
 
-def run(lane: Lane, trigger: str, run_id: str, environ: t.Mapping[str, str]) -> dict[str, t.Any] | None:
+def run(lane: Lane, trigger: str, run_id: str, environ: t.Mapping[str, str]) -> t.Any:
     """The reconcile of a lane, in this process, under the host lock the caller holds.
 
     Returns the engine's result, or None when the run needs ansible-vault plaintext (nothing was changed:
@@ -237,6 +237,4 @@ def run(lane: Lane, trigger: str, run_id: str, environ: t.Mapping[str, str]) -> 
     options.podman_executable = find_executable("podman", options.podman_executable, path=env.get("PATH"))
     options.compose_executable = find_executable("podman-compose", options.compose_executable, path=env.get("PATH"))
     result = Reconciler(options, process_runner(env)).run()
-    if "vault_needed" in result:
-        return None
-    return result
+    return None if result.vault_needed is not None else result

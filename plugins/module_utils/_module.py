@@ -195,8 +195,8 @@ def run_and_exit(module: t.Any, options: Options) -> None:
         result = Reconciler(options, make_runner(module), module.check_mode).run()
     except PodopsError as exc:
         module.fail_json(msg=str(exc), changed=False)
-    if "vault_needed" in result:
-        module.exit_json(**result)
+    if result.vault_needed is not None:
+        module.exit_json(changed=False, vault_needed=result.vault_needed)
     if not module.check_mode:
         from ._deliver import save_settings
 
@@ -209,18 +209,17 @@ def run_and_exit(module: t.Any, options: Options) -> None:
         from ._lane import record_engine_call
 
         try:
-            record_engine_call(options, result["report"]["run_id"], os.environ)
+            record_engine_call(options, result.report["run_id"], os.environ)
         except OSError as exc:
             module.warn(f"could not record the engine call for podops-pull's fast lane: {exc}")
-    for warning in result.pop("warnings"):
+    for warning in result.warnings:
         module.warn(warning)
-    diff_text = result.pop("diff_text")
+    out = result.module_result()
     if module._diff:
-        result["diff"] = {"prepared": diff_text}
-    failed = result["failed_services"]
-    if failed and module.params["fail_on_service_error"]:
-        module.fail_json(msg=result["message"], **result)
-    module.exit_json(**result)
+        out["diff"] = {"prepared": result.diff_text}
+    if result.failed_services and module.params["fail_on_service_error"]:
+        module.fail_json(msg=result.message, **out)
+    module.exit_json(**out)
 
 
 def default_state_dir() -> str:

@@ -26,7 +26,7 @@ from ._digest import Secrets
 from ._notify import NotifySettings
 from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, list_services, make_plan, select
 from ._podman import Podman, PodmanCompose
-from ._report import RUN_ID_RE, TRIGGERS, build_report, new_run_id, service_entry, verdict, write_report
+from ._report import RUN_ID_RE, TRIGGERS, Verdict, build_report, new_run_id, service_entry, verdict, write_report
 from ._slots import remove_slots
 from ._state import HostLock, ServiceFiles, ServiceRecord, SnapshotStore, StateStore
 
@@ -53,6 +53,49 @@ class Progress:
                 handle.write(f"{line}\n")
             if self.echo is not None:
                 self.echo(line)
+
+
+@dataclass
+class RunResult:
+    """What one engine call gives every entry point: the verdict (changed, failed services, message, exit code)
+    and what there is to print. ``vault_needed``: phase one of a run with ansible-vault files (nothing changed)."""
+
+    verdict: Verdict
+    report: dict[str, t.Any] = field(default_factory=dict)
+    report_path: str = ""
+    plan: dict[str, t.Any] = field(default_factory=dict)
+    diff_text: str = ""
+    summary: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    vault_needed: dict[str, str] | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.verdict.changed
+
+    @property
+    def failed_services(self) -> list[str]:
+        return self.verdict.failed_services
+
+    @property
+    def message(self) -> str | None:
+        return self.verdict.message
+
+    @property
+    def exit_code(self) -> int:
+        return self.verdict.exit_code
+
+    def module_result(self) -> dict[str, t.Any]:
+        """The module's return values (see compose_deploy's RETURN)."""
+        return {
+            "changed": self.changed,
+            "failed_services": self.failed_services,
+            "message": self.message,
+            "report": self.report,
+            "report_path": self.report_path,
+            "plan": self.plan,
+            "summary": self.summary,
+        }
 
 
 @dataclass
@@ -254,7 +297,7 @@ class Reconciler:
         self.serving: dict[str, ComposeProject] = {}
         self.progress = Progress(options.state_dir)
 
-    def run(self) -> dict[str, t.Any]:
+    def run(self) -> RunResult:
         options = self.options
         options.validate()
         holder = f"pid {os.getpid()}, trigger {options.trigger}, run {self.run_id}, since {self.started}"
@@ -269,7 +312,7 @@ class Reconciler:
                 write_report(options.state_dir, report, options.keep_runs)
                 raise
 
-    def _run_locked(self) -> dict[str, t.Any]:
+    def _run_locked(self) -> RunResult:
         options = self.options
         self.progress.start()
         podman = Podman(self.runner, options.podman_executable)
@@ -280,7 +323,7 @@ class Reconciler:
         if needed:
             # Phase one of a run with ansible-vault files: nothing was changed; the action plugin decrypts
             # these on the controller and runs the module again with the plaintexts (no_log).
-            return {"changed": False, "vault_needed": needed}
+            return RunResult(Verdict(False, [], None), vault_needed=needed)
         store = StateStore(options.state_dir)
         if not self.check_mode and options.notify is not None and options.notify.active:
             self.announcer = Announcer(options.notify, options.state_dir, self.runner, options.repo_dir)
@@ -308,18 +351,15 @@ class Reconciler:
         )
         self._announce(report)
         path = write_report(options.state_dir, report, options.keep_runs)
-        outcome = verdict(self.services, path)
-        return {
-            "changed": outcome.changed,
-            "failed_services": outcome.failed_services,
-            "message": outcome.message,
-            "report": report,
-            "report_path": path,
-            "plan": {name: item.as_dict() for name, item in plan.items.items()},
-            "diff_text": diff_text,
-            "summary": self.summary(plan),
-            "warnings": plan.warnings + (self.announcer.warnings() if self.announcer else []),
-        }
+        return RunResult(
+            verdict(self.services, path),
+            report=report,
+            report_path=path,
+            plan={name: item.as_dict() for name, item in plan.items.items()},
+            diff_text=diff_text,
+            summary=self.summary(plan),
+            warnings=plan.warnings + (self.announcer.warnings() if self.announcer else []),
+        )
 
     def _announce(self, report: dict[str, t.Any]) -> None:
         """Notify and post the commit status (within the notify timeout; never fails the run)."""

@@ -375,16 +375,15 @@ def run_lane(lane_module: t.Any, lane: t.Any, config: dict[str, t.Any], trigger:
     if result is None:
         log(f"run {run_id}: the run needs ansible-vault plaintext; running the playbook")
         return None
-    for line in result.get("summary") or []:
+    for line in result.summary:
         log(f"run {run_id}: {line}")
-    for warning in result.get("warnings") or []:
+    for warning in result.warnings:
         log(f"warning: {warning}")
-    if result.get("failed_services"):
-        print(f"podops-pull: error: {result['message']}", file=sys.stderr, flush=True)
+    if result.failed_services:
+        print(f"podops-pull: error: {result.message}", file=sys.stderr, flush=True)
         # As after a failed playbook run: the next run is a full one, whichever path saw the failure first.
         lane_module.forget(config["state_dir"])
-        return 2
-    return 0
+    return result.exit_code
 
 
 def child_env(config: dict[str, t.Any]) -> dict[str, str]:

@@ -16,7 +16,7 @@ import os
 import subprocess
 
 import pytest
-from ansible_collections.podops.gitops.plugins.module_utils._reconcile import Options, Reconciler
+from ansible_collections.podops.gitops.plugins.module_utils._reconcile import Options, Reconciler, RunResult
 from ansible_collections.podops.gitops.plugins.module_utils._state import ServiceFiles
 
 PREFIX = "u1-"
@@ -103,7 +103,7 @@ def setup(tmp_path, git_repo, subprocess_env, monkeypatch):
     host = FakeHost(str(stand_in), subprocess_env)
     state = tmp_path / "state"
 
-    def run(check_mode: bool = False, **options) -> dict:
+    def run(check_mode: bool = False, **options) -> RunResult:
         opts = Options(repo_dir=repo, state_dir=str(state), project_prefix=PREFIX, podman_executable=str(stand_in), compose_executable=str(stand_in), **options)
         return Reconciler(opts, host, check_mode).run()
 
@@ -112,22 +112,22 @@ def setup(tmp_path, git_repo, subprocess_env, monkeypatch):
 
 def test_a_run_leaves_running_services_alone_fails_a_broken_one_and_keeps_an_orphan(setup):
     host, state, run = setup
-    digest = run(check_mode=True)["report"]["services"]["web"]["digest"]
+    digest = run(check_mode=True).report["services"]["web"]["digest"]
     web = host.add("web", digest)
     old = host.add("old", "0" * 64)
 
     result = run()
 
-    services = result["report"]["services"]
+    services = result.report["services"]
     assert {name: (entry["action"], entry["reason"]) for name, entry in services.items()} == {
         "web": ("unchanged", "adopted"),
         "api": ("failed", "invalid"),
         "old": ("orphaned", "removed"),
     }
     assert host.removed() == [] and host.containers == [web, old], "nothing was stopped or removed"
-    assert result["changed"] is False
-    assert result["failed_services"] == ["api"]
-    assert result["message"].startswith("service(s) failed: api.\napi: compose.yaml has no services")
+    assert result.changed is False
+    assert result.failed_services == ["api"] and result.exit_code == 2
+    assert result.message.startswith("service(s) failed: api.\napi: compose.yaml has no services")
     recorded = json.loads((state / "state.json").read_text())["services"]
     assert recorded["web"]["status"] == "ok" and recorded["web"]["digest"] == digest, "an adopted service is recorded as deployed"
     assert recorded["api"]["status"] == "failed"
@@ -136,7 +136,7 @@ def test_a_run_leaves_running_services_alone_fails_a_broken_one_and_keeps_an_orp
 
 def test_prune_removes_the_orphans_containers_and_files_only(setup):
     host, state, run = setup
-    digest = run(check_mode=True)["report"]["services"]["web"]["digest"]
+    digest = run(check_mode=True).report["services"]["web"]["digest"]
     web = host.add("web", digest)
     old = host.add("old", "0" * 64)
     files = ServiceFiles(str(state), "old")
@@ -147,22 +147,22 @@ def test_prune_removes_the_orphans_containers_and_files_only(setup):
 
     result = run(prune=True)
 
-    assert result["report"]["services"]["old"]["action"] == "pruned"
+    assert result.report["services"]["old"]["action"] == "pruned"
     assert host.removed() == [old["Id"]], "only the orphan's container"
     assert host.containers == [web]
     assert not os.listdir(state / "overrides"), "every override of the orphan is gone"
-    assert result["changed"] is True
-    assert result["failed_services"] == ["api"]
+    assert result.changed is True
+    assert result.failed_services == ["api"]
 
 
 def test_check_mode_decides_the_same_and_changes_nothing(setup):
     host, state, run = setup
-    digest = run(check_mode=True)["report"]["services"]["web"]["digest"]
+    digest = run(check_mode=True).report["services"]["web"]["digest"]
     host.add("web", digest)
     old = host.add("old", "0" * 64)
 
     result = run(check_mode=True, prune=True)
 
-    assert {name: entry["action"] for name, entry in result["report"]["services"].items()} == {"web": "unchanged", "api": "failed", "old": "pruned"}
+    assert {name: entry["action"] for name, entry in result.report["services"].items()} == {"web": "unchanged", "api": "failed", "old": "pruned"}
     assert host.removed() == [] and old in host.containers
     assert not (state / "state.json").exists()
