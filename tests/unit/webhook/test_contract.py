@@ -7,6 +7,7 @@ keeps copies; this test is what keeps them one concept.
 from __future__ import annotations
 
 from ansible_collections.podops.gitops.plugins.module_utils import _common, _report
+from ansible_collections.podops.gitops.plugins.module_utils._state import ServiceFiles
 from podops_webhook import services
 
 
@@ -14,3 +15,7 @@ def test_the_shims_names_are_the_collections():
     assert services.SERVICE_NAME_RE.pattern == _common.SERVICE_NAME_RE.pattern
     assert services.RUN_ID_RE.pattern == _report.RUN_ID_RE.pattern
     assert (services.LABEL_SERVICE, services.LABEL_PREFIX) == (_common.LABEL_SERVICE, _common.LABEL_PREFIX)
+
+
+def test_the_shims_marker_is_where_the_collection_keeps_it():
+    assert services.marker_path("/var/lib/podops", "webhook") == ServiceFiles("/var/lib/podops", "webhook").marker

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from .services import marker_path
+
 PROVIDERS = ("github", "gitea", "forgejo", "gitlab")
 SLOTS = ("a", "b")
 DEFAULT_COMMAND = ["/opt/podops/bin/podops-pull"]
@@ -105,7 +107,7 @@ class Config:
 
     @property
     def marker_path(self) -> str:
-        return os.path.join(self.state_dir, "ab", f"{self.ab_name}.json")
+        return marker_path(self.state_dir, self.ab_name)
 
     @property
     def services_root(self) -> str:

@@ -27,6 +27,13 @@ SERVICE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")  # runs/<run_id>.json
 LABEL_SERVICE = "io.podops.service"
 LABEL_PREFIX = "io.podops.prefix"
+
+
+def marker_path(state_dir: str, name: str) -> str:
+    """The A/B marker of ``name`` (the shim's own pair of instances): ``_state.ServiceFiles.marker``'s place."""
+    return os.path.join(state_dir, "ab", f"{name}.json")
+
+
 COMPOSE_MODULE = "ansible_collections.podops.gitops.plugins.module_utils._compose"
 # The summary's published URLs (``urls``) and the service spec it takes, from the same collection.
 RECONCILE_MODULE = "ansible_collections.podops.gitops.plugins.module_utils._reconcile"
