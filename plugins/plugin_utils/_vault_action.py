@@ -31,10 +31,8 @@ import typing as t
 
 from ansible import constants as C
 from ansible.errors import AnsibleError
-from ansible.module_utils.common.json import Direction, get_module_encoder
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
-from ansible.vars.clean import remove_internal_keys
 
 MSG_NO_VAULT_SECRET = "encrypted with ansible-vault but no vault password was given; use --vault-password-file or --vault-id"  # noqa: S105
 MSG_CANNOT_DECRYPT = "the vault password does not decrypt it (wrong password, or no --vault-id for its label)"
@@ -51,8 +49,13 @@ sys.modules["ansible_collections"] = package
 from ansible.module_utils._internal._ansiballz import _loader
 _loader.run_module(json_params=sys.stdin.buffer.read(), profile='legacy', module_fqn=sys.argv[1], modlib_path='', extensions={})
 """
-# ansible-core 2.19's loader, which LOCAL_BOOTSTRAP runs the module with; older cores send the payload as always.
+# ansible-core 2.19's loader, which LOCAL_BOOTSTRAP runs the module with, and the helpers around it. They are private
+# to ansible-core and move between releases (2.21 has no ansible.vars.clean.remove_internal_keys): where any of them
+# is missing the module goes as the usual payload, as on older cores.
 try:
+    from ansible.module_utils.common.json import Direction, get_module_encoder
+    from ansible.vars.clean import remove_internal_keys
+
     HAS_MODULE_LOADER = importlib.util.find_spec("ansible.module_utils._internal._ansiballz._loader") is not None
 except ImportError:
     HAS_MODULE_LOADER = False
