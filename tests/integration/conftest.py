@@ -159,6 +159,12 @@ class Run:
         return f"Run(rc={self.rc}, failure={self.first_failure()!r}, stderr={self.stderr[-2000:]!r})"
 
     @property
+    def deprecations(self) -> list[str]:
+        """The deprecation warnings ansible-playbook printed (each with the origin ansible-core 2.19+ names)."""
+        text = self.stdout + self.stderr
+        return [part.strip()[:600] for part in text.split("[DEPRECATION WARNING]")[1:]]
+
+    @property
     def changed(self) -> bool:
         return any(stats.get("changed", 0) for stats in self.output.get("stats", {}).values())
 
