@@ -18,8 +18,10 @@ import secrets
 from collections.abc import Mapping
 
 from ansible.plugins.action import ActionBase
-from ansible_collections.podops.gitops.plugins.module_utils._fleet import HostInput, build_summary, render_lines, render_markdown, rollout_stops
-from ansible_collections.podops.gitops.plugins.module_utils._state import atomic_write
+
+# The fleet core (module_utils/_fleet.py, and through its host selection the whole planner) is imported in run(), not
+# here: the strategy loads this plugin in the controller's main process for every play that has the task, also where
+# the task is skipped (every run on the local connection), and importing the planner there cost about 0.1 s a run.
 
 ARGUMENT_SPEC = {
     "report_dir": {"type": "str", "default": "./podops-reports"},
@@ -45,6 +47,9 @@ class ActionModule(ActionBase):
         return _now().strftime("fleet-%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
 
     def run(self, tmp=None, task_vars=None):
+        from ansible_collections.podops.gitops.plugins.module_utils._fleet import HostInput, build_summary, render_lines, render_markdown, rollout_stops
+        from ansible_collections.podops.gitops.plugins.module_utils._state import atomic_write
+
         result = super().run(tmp, task_vars)
         del tmp
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)

@@ -25,8 +25,6 @@ import socket
 import threading
 import time
 import typing as t
-import urllib.error
-import urllib.request
 
 from ._common import TIMEOUT_DEFAULTS, PodopsError, Runner
 from ._notify import (
@@ -152,17 +150,28 @@ def apprise_available() -> bool:
 # -- commit status over HTTP ------------------------------------------------------------------------------
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect would carry the token to another address: refuse it."""
+def _opener():  # noqa: ANN202 - urllib's OpenerDirector
+    """An opener that refuses redirects: a redirect would carry the token to another address.
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201 - urllib's signature
-        raise urllib.error.HTTPError(req.full_url, code, f"redirected to {newurl}; set api_url to the address the API answers at", headers, fp)
+    urllib is imported here, not with this file: most runs send no commit status, and urllib.request (with http.client,
+    email and ssl) was about a tenth of the imports of a no-op module run."""
+    import urllib.error
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201 - urllib's signature
+            raise urllib.error.HTTPError(req.full_url, code, f"redirected to {newurl}; set api_url to the address the API answers at", headers, fp)
+
+    return urllib.request.build_opener(NoRedirect)
 
 
 def http_sender(url: str, headers: t.Mapping[str, str], body: t.Mapping[str, t.Any], timeout: float) -> t.Callable[[], str | None]:
     def send() -> str | None:
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(url, data=json.dumps(body).encode("utf-8"), headers=dict(headers), method="POST")  # noqa: S310 - http(s) checked
-        opener = urllib.request.build_opener(_NoRedirect)
+        opener = _opener()
         try:
             with opener.open(request, timeout=timeout) as response:
                 response.read(65536)

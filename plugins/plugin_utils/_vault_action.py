@@ -17,6 +17,10 @@ payload (finding and zipping every module_util) and importing from the zip cost 
 services. Same interpreter, arguments, environment, check and diff mode and result; the arguments go through stdin,
 never argv or the environment. It applies only where the payload would run on this very machine with this very
 Python as this very user (no become, no async); ``PODOPS_LOCAL_MODULE=0`` on the controller turns it off.
+That process keeps the bytecode it compiles under ``<ANSIBLE_HOME>/podops/pycache`` (``sys.pycache_prefix``, for that
+process only, never beside the installed collection's files), also where ``PYTHONDONTWRITEBYTECODE`` is set: compiling
+the collection's module_utils from source on every run cost about a tenth of a no-op. Python checks each cached file
+against its source's mtime and size, so a changed or reinstalled collection is compiled again.
 """
 
 from __future__ import annotations
@@ -40,9 +44,13 @@ MSG_CANNOT_DECRYPT = "the vault password does not decrypt it (wrong password, or
 
 # Runs in the module's own process: ``ansible_collections`` is the collections folder the controller loaded the module
 # from (plain path imports, no collection finder: it would read every runtime.yml first), then the module runs as
-# AnsiballZ runs it (ansible.module_utils' own loader). argv[1]: the module's FQN; argv[2]: the collections folder.
+# AnsiballZ runs it (ansible.module_utils' own loader). argv[1]: the module's FQN; argv[2]: the collections folder;
+# argv[3]: the bytecode cache folder (empty: none), set before anything is imported.
 LOCAL_BOOTSTRAP = """\
 import os, sys, types
+if sys.argv[3]:
+    sys.pycache_prefix = sys.argv[3]
+    sys.dont_write_bytecode = False
 package = types.ModuleType("ansible_collections")
 package.__path__ = [os.path.join(sys.argv[2], "ansible_collections")]
 sys.modules["ansible_collections"] = package
@@ -71,6 +79,16 @@ def collections_root(module_path: str) -> str | None:
         return None
     index = len(parts) - 1 - parts[::-1].index("ansible_collections")
     return os.sep.join(parts[:index]) or os.sep
+
+
+def bytecode_cache() -> str:
+    """The local module process's bytecode cache folder, made private to this user; empty where it cannot be made."""
+    path = os.path.join(os.path.expanduser(str(C.config.get_config_value("ANSIBLE_HOME"))), "podops", "pycache")
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError:
+        return ""
+    return path
 
 
 def same_python(interpreter: str, executable: str) -> bool:
@@ -116,7 +134,7 @@ class VaultActionModule(ActionBase):
         fqn = f"ansible_collections.{namespace}.{collection}.plugins.modules.{module}"
         self._display.vvv(f"podops: running {name} in a local process with {interpreter} from {root} (no AnsiballZ payload)")
         proc = subprocess.Popen(
-            [interpreter, "-c", LOCAL_BOOTSTRAP, fqn, root],
+            [interpreter, "-c", LOCAL_BOOTSTRAP, fqn, root, bytecode_cache()],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ansible_collections.podops.gitops.plugins.plugin_utils._vault_action import collections_root, same_python
+from ansible_collections.podops.gitops.plugins.plugin_utils._vault_action import bytecode_cache, collections_root, same_python
 
 
 def test_collections_root_is_the_folder_that_holds_ansible_collections():
@@ -30,3 +30,16 @@ def test_same_python_is_this_interpreter_in_this_folder(tmp_path):
     assert not same_python(os.path.realpath(sys.executable), sys.executable) or os.path.realpath(sys.executable) == sys.executable
     assert not same_python("python3", sys.executable)  # not a path: Ansible would look it up on the host
     assert not same_python("", sys.executable)
+
+
+def test_the_bytecode_cache_is_a_private_folder_under_ansible_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANSIBLE_HOME", str(tmp_path / "home"))
+
+    cache = bytecode_cache()
+
+    assert cache == str(tmp_path / "home" / "podops" / "pycache")
+    assert os.stat(cache).st_mode & 0o777 == 0o700
+    # where it cannot be made the module still runs, without a cache
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("ANSIBLE_HOME", str(tmp_path / "file"))
+    assert bytecode_cache() == ""
