@@ -28,6 +28,8 @@ octet=$(( 16 + $(printf '%d' "0x$(echo "$id" | cut -c1-4)") % 224 ))
 start=$(date +%s)
 
 image=$(sh tests/images/compat/build.sh "$suite")
+. "$top/hack/systemd-lock.sh"
+podops_systemd_lock compat
 cleanup() {
     podman rm -f -t 0 "$name" >/dev/null 2>&1 || true
     podman network rm -f "$name" >/dev/null 2>&1 || true

@@ -7,6 +7,8 @@ set -eu
 cd "$(dirname "$0")/.."
 export MOLECULE_GLOB="${MOLECULE_GLOB:-molecule/*/molecule.yml}"
 command -v molecule >/dev/null 2>&1 || { echo "molecule: not found (run make setup)" >&2; exit 1; }
+. hack/systemd-lock.sh
+podops_systemd_lock molecule
 start=$(date +%s)
 rc=0
 if [ -n "${MOLECULE_SCENARIO:-}" ]; then
