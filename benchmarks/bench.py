@@ -11,6 +11,8 @@ hash-and-down/up shell loop):
                 client polling that service every 20 ms sees (failed requests, longest gap);
   change/blue-green  the same change with the probe service on ``strategy: blue-green`` behind a real nginx
                 (podops only: the baseline has no equivalent); the poller goes through nginx;
+  push          a signed push (recreate, blue-green) and a published-package event delivered to a private webhook
+                shim that runs the real podops-pull, timed to the new content served (benchmarks/push.py);
   webhook_burst 200 signed deliveries in 2 s against a private webhook shim whose deploy command sleeps 1 s
                 (benchmarks/webhook_burst.py): latency p50/p99, runs started, lost deliveries, shim RSS.
 

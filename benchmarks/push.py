@@ -38,6 +38,7 @@ TARGETS = {"recreate": 2.5, "blue-green": 2.0}
 SERVED_TIMEOUT = 120
 # The timestamps of one change, in seconds after the delivery was sent (the "where the time goes" columns).
 PHASES = ("run_started_s", "engine_started_s", "served_s", "engine_finished_s", "run_finished_s")
+TRACED = ("fetch_done_s", "up_started_s", "up_done_s", "health_done_s")  # with --trace
 
 
 def parse_utc(text: str | None) -> float | None:
@@ -184,7 +185,7 @@ def series(harness: Bench, tool: Podops, target: Target, url: str, secret: bytes
             )
     finally:
         poller.stop()
-    keys = ("served_s", "failed_requests", "longest_gap_s", "failed_after_served", "service_deploy_s", *PHASES)
+    keys = ("served_s", "failed_requests", "longest_gap_s", "failed_after_served", "service_deploy_s", "machine_busy", *PHASES, *TRACED)
     result = {key: summarize(r.get(key) for r in runs) for key in keys}
     return dict(result, runs=runs)
 
@@ -195,6 +196,7 @@ def one_change(harness: Bench, tool: Podops, target: Target, url: str, secret: b
     if poller.wait_for(old, time.monotonic() - 1, 30) is None:
         raise ScenarioError(f"{repo.probe} does not serve {old} before the change")
     wanted = change()
+    busy, total = bench.cpu_counters()
     sent_wall, sent = time.time(), time.monotonic()
     status, answer = webhook_burst.deliver(url, secret, wanted.event, wanted.payload)
     answered = time.monotonic()
@@ -208,6 +210,7 @@ def one_change(harness: Bench, tool: Podops, target: Target, url: str, secret: b
     if served is None or run["status"] not in ("changed", "ok"):
         what = f"shim run {run['id']}: {run['status']}, {run.get('error')}"
         raise ScenarioError(f"{repo.probe} did not serve {wanted.expected!r} ({what}): {run.get('log', '')[-1500:]}")
+    busy_after, total_after = bench.cpu_counters()
     finished = parse_utc(run.get("finished")) or time.time()
     until = sent + (finished - sent_wall)
     time.sleep(0.2)  # a few more samples after the run's end: flaps count
@@ -215,9 +218,33 @@ def one_change(harness: Bench, tool: Podops, target: Target, url: str, secret: b
         "sent_at": round(sent_wall, 4),
         "served_s": round(served - sent, 4),
         "answered_ms": round((answered - sent) * 1000, 1),
+        "machine_busy": round((busy_after - busy) / (total_after - total), 3) if total_after > total else None,
         **outage(poller.snapshot(), sent, served, max(until, served) + 0.2),
-        **timeline(target, run, sent_wall),
+        **(line := timeline(target, run, sent_wall)),
+        **(traced_phases(harness.tracer.log, sent_wall, line) if harness.tracer else {}),
         **({"commands": harness.tracer.take()} if harness.tracer else {}),
+    }
+
+
+def traced_phases(trace: Path, sent_wall: float, line: dict[str, t.Any]) -> dict[str, t.Any]:
+    """With --trace: when the run's fetch, its ``podman-compose up`` and the health gate's last sample ended, in seconds
+    after the delivery (from the trace shims' start/end times of every podman, podman-compose and git call)."""
+    end = line.get("run_finished_s")
+    calls = []
+    for text in trace.read_text(errors="replace").splitlines():
+        parts = text.split(maxsplit=4)
+        with contextlib.suppress(ValueError, IndexError):
+            start, stop = float(parts[0]) - sent_wall, float(parts[1]) - sent_wall
+            if start >= 0 and (end is None or stop <= end + 0.5):
+                calls.append((start, stop, bench.command_key(parts[3], parts[4].split() if len(parts) > 4 else [])))
+    fetches = [stop for start, stop, key in calls if key == "git fetch"]
+    ups = [(start, stop) for start, stop, key in calls if key == "podman-compose up"]
+    samples = [stop for start, stop, key in calls if key == "podman healthcheck run"]
+    return {
+        "fetch_done_s": round(fetches[0], 4) if fetches else None,
+        "up_started_s": round(ups[-1][0], 4) if ups else None,
+        "up_done_s": round(ups[-1][1], 4) if ups else None,
+        "health_done_s": round(samples[-1], 4) if samples else None,
     }
 
 
@@ -283,21 +310,26 @@ def breakdown_rows(res: dict[str, t.Any]) -> list[str]:
 
             paths = ", ".join(sorted({r.get("path", "-") for r in runs}))
             rows.append(
-                f"| {strategy} | {size} | {med('run_started_s')} | {med('engine_started_s')} | {med('service_deploy_s')} | "
-                f"{med('engine_finished_s')} | {med('served_s')} | {med('run_finished_s')} | {paths} |"
+                f"| {strategy} | {size} | {med('run_started_s')} | {med('fetch_done_s')} | {med('engine_started_s')} | {med('up_started_s')} | "
+                f"{med('up_done_s')} | {med('health_done_s')} | {med('served_s')} | {med('engine_finished_s')} | {med('run_finished_s')} | "
+                f"{med('service_deploy_s')} | {paths} | {med('machine_busy')} |"
             )
     if rows:
         rows = [
             "",
             "## Push to served: where the time goes",
             "",
-            "Seconds after the signed delivery was sent, medians: the shim's run starts (its debounce), podops' engine starts "
-            "(podops-pull's start, host lock, fetch, fast-lane check; on the playbook path ansible-playbook's start too), the "
-            "probe's deploy (its `duration_s`: stop, create, start, health gate; blue-green: the new slot, its gate and the "
-            "switch), the engine's end, the first answer with the new release, the shim's run's end.",
+            "Seconds after the signed delivery was sent, medians: the shim's run starts (its debounce), podops-pull's `git fetch` "
+            "ends (--trace), podops' engine starts (after podops-pull's start, host lock, fetch and fast-lane check; on the "
+            "playbook path after ansible-playbook's start too), the probe's `podman-compose up` starts and ends (--trace: the "
+            "plan, image checks and, for a package, the pull are before it; recreate's stop, network and container re-creation "
+            "inside it), the health gate's last sample ends (--trace), the first answer with the new release, the engine's end, "
+            "the shim's run's end; probe deploy = the probe's `duration_s` in the run report (up, health gate and, blue-green, the "
+            "switch); busy = share of all cores busy from the delivery to the run's end, any process.",
             "",
-            "| change | N | shim run starts | engine starts | probe deploy (duration) | engine ends | served | shim run ends | path |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+            "| change | N | shim run starts | fetch done | engine starts | up starts | up ends | last health sample | served | engine ends "
+            "| shim run ends | probe deploy | path | busy |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
             *rows,
         ]
     return rows
