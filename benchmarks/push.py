@@ -98,6 +98,7 @@ class Change(t.NamedTuple):
 def measure_push(harness: Bench, tool: Podops, target: Target) -> None:
     """The push scenario at the scenario size: recreate, blue-green, package event (see the module's docstring)."""
     entry = harness.results["push"].setdefault(str(target.repo.size), {})
+    settle(tool, target)
     argv, _cwd = tool.argv(target, "pull")
     shim_args = {
         "command": argv,
@@ -111,6 +112,18 @@ def measure_push(harness: Bench, tool: Podops, target: Target) -> None:
         with harness.blue_green_probe(tool, target) as proxy_port:
             entry["blue-green"] = series(harness, tool, target, url, secret, "blue-green", proxy_port, commit_change(target))
     entry["package"] = measure_package(harness, tool, target, shim_args)
+
+
+def settle(tool: Podops, target: Target) -> None:
+    """Deploy what is committed when the probe does not serve its release on its own port (after the blue-green
+    scenario, the repo holds the probe on recreate again, committed but not deployed)."""
+    expected = f"release {target.repo.release}"
+    try:
+        wait_served(target.repo.probe_port, expected, 2)
+    except ScenarioError:
+        log(f"{tool.name}: deploying the committed repo before the push scenario")
+        tool.run(target, "deploy")
+        wait_served(target.repo.probe_port, expected, 60)
 
 
 def commit_change(target: Target) -> t.Callable[[], Change]:
