@@ -178,8 +178,22 @@ def measure_package(harness: Bench, tool: Podops, target: Target, shim_args: dic
         registry.stop()
         with contextlib.suppress(ScenarioError):
             repo.restore_probe()
-        # Untag only: the probe's containers still use the last one until the run's cleanup removes them.
-        sh("podman", "untag", *built, env=registry.env, check=False)
+        remove_images(built, target.prefix, registry.env)
+
+
+def remove_images(names: list[str], prefix: str, env: dict[str, str]) -> None:
+    """Remove the images this scenario built (and pulled: the same IDs), and podops' rollback tags of the prefix's
+    projects (``localhost/podops-previous/<project>_<service>``, by name only: one may name the demo image, which
+    every other service runs). ``-f`` on the built images also removes the probe's containers that run them: only
+    this prefix's, which the run's cleanup removes next anyway."""
+    keep = sh("podman", "image", "inspect", "--format", "{{.Id}}", bench.IMAGE, env=env, check=False).stdout.strip()
+    listed = [line.split() for line in sh("podman", "images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}", env=env, check=False).stdout.splitlines()]
+    ids = {image for name, image in (row for row in listed if len(row) == 2) if name in names and not keep.startswith(image)}
+    previous = [row[0] for row in listed if len(row) == 2 and row[0].startswith(f"localhost/podops-previous/{prefix}")]
+    if ids:
+        sh("podman", "rmi", "-f", *sorted(ids), env=env, check=False)
+    for name in previous:
+        sh("podman", "rmi", name, env=env, check=False)  # untags it; refuses (fine) if it is the last name of an image in use
 
 
 def series(harness: Bench, tool: Podops, target: Target, url: str, secret: bytes, strategy: str, port: int, change: t.Callable[[], Change]) -> dict[str, t.Any]:
