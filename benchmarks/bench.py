@@ -11,6 +11,8 @@ hash-and-down/up shell loop):
                 client polling that service every 20 ms sees (failed requests, longest gap);
   change/blue-green  the same change with the probe service on ``strategy: blue-green`` behind a real nginx
                 (podops only: the baseline has no equivalent); the poller goes through nginx;
+  push          a signed push (recreate, blue-green) and a published-package event delivered to a private webhook
+                shim that runs the real podops-pull, timed to the new content served (benchmarks/push.py);
   webhook_burst 200 signed deliveries in 2 s against a private webhook shim whose deploy command sleeps 1 s
                 (benchmarks/webhook_burst.py): latency p50/p99, runs started, lost deliveries, shim RSS.
 
@@ -276,6 +278,16 @@ class EnvRepo:
         compose.write_text(self.compose_text(self.probe, self.release))
         sh("git", "-C", str(self.path), "commit", "-q", "-am", f"{self.probe}: recreate again", env=self.env)
 
+    def set_probe_image(self, image: str) -> None:
+        """Commit the probe's compose file on ``image``, its release taken from the image's RELEASE (no environment)."""
+        compose = self.path / "services" / self.probe / "compose.yaml"
+        text = self.compose_text(self.probe, self.release).replace(f"image: {IMAGE}", f"image: {image}")
+        text, count = re.subn(r'    environment:\n      RELEASE: "\d+"\n', "", text)
+        if count != 1:
+            raise ScenarioError(f"{compose}: no RELEASE environment to take out")
+        compose.write_text(text)
+        sh("git", "-C", str(self.path), "commit", "-q", "-am", f"{self.probe}: image {image}", env=self.env)
+
     def bump_probe(self) -> int:
         """Commit the next release of the probe service (a one-line change of its compose file)."""
         self.release += 1
@@ -387,6 +399,9 @@ def command_key(tool: str, args: list[str]) -> str:
     """``podman ps``, ``podman network exists``, ``podman-compose up``: what a traced call was."""
     if tool == "podman-compose":
         return f"{tool} " + next((arg for arg in args if arg in COMPOSE_SUBCOMMANDS), "?")
+    if tool == "git":  # git -C <dir> fetch ...: the subcommand, not the folder
+        words = [arg for index, arg in enumerate(args) if not arg.startswith("-") and (index == 0 or args[index - 1] != "-C")]
+        return f"git {words[0]}" if words else "git"
     words = [arg for arg in args if not arg.startswith("-")]
     if not words:
         return f"{tool} {args[0] if args else ''}".strip()
@@ -408,7 +423,7 @@ class Tracer:
         self.log = work / "trace.log"
         self.log.touch()
         self.offset = 0
-        for name in ("podman", "podman-compose"):
+        for name in ("podman", "podman-compose", "git"):
             real = shutil.which(name, path=env["PATH"])
             shim = self.dir / name
             shim.write_text(TRACE_SHIM.format(name=name, real=shlex.quote(str(real))))
@@ -715,7 +730,7 @@ def ratio(a: dict[str, t.Any] | None, b: dict[str, t.Any] | None) -> float | Non
     return round(a["median"] / b["median"], 3)
 
 
-SCENARIOS = ("floor", "first-deploy", "noop", "noop-playbook", "change", "blue-green", "burst")
+SCENARIOS = ("floor", "first-deploy", "noop", "noop-playbook", "change", "blue-green", "push", "burst")
 
 
 @dataclass
@@ -735,6 +750,7 @@ class Config:
     entry: str = "pull"
     scenarios: frozenset[str] = frozenset(SCENARIOS)
     setup: str = "deploy"
+    shim_debounce: float | None = None  # the push scenario's shim: None keeps the shim's default
 
 
 class Bench:
@@ -765,12 +781,14 @@ class Bench:
                 "podops_entry": config.entry,
                 "scenarios": sorted(config.scenarios),
                 "setup": config.setup,
+                "shim_debounce_s": config.shim_debounce,
             },
             "machine": machine_info(env),
             "reference": {},
             "noop": {},
             "first_deploy": {},
             "change": {},
+            "push": {},
             "webhook_burst": {"status": "not measured", "reason": "the run ended before the burst"},
             "targets": [],
             "errors": [],
@@ -848,6 +866,10 @@ class Bench:
                     self.measure_change(tool, target)
                 if tool.name == "podops" and "blue-green" in scenarios:
                     self.measure_blue_green(tool, target)
+                if isinstance(tool, Podops) and "push" in scenarios:
+                    import push  # noqa: PLC0415 - benchmarks/ is on sys.path when bench.py runs
+
+                    push.measure_push(self, tool, target)
         except ScenarioError as exc:
             log(f"{tool.name} size {size}: ERROR {exc}")
             self.results["errors"].append({"tool": tool.name, "size": size, "error": str(exc), "log_tail": tail(read_text(logfile), 20)})
@@ -984,13 +1006,20 @@ class Bench:
 
     def measure_blue_green(self, tool: Tool, target: Target) -> None:
         """The change scenario again with the probe on strategy blue-green behind nginx (podops only)."""
+        with self.blue_green_probe(tool, target) as proxy_port:
+            self.measure_change(tool, target, "blue-green", proxy_port)
+
+    @contextlib.contextmanager
+    def blue_green_probe(self, tool: Tool, target: Target) -> t.Iterator[int]:
+        """The probe on strategy blue-green behind a real nginx, deployed; yields nginx's port. Afterwards the probe
+        is committed on recreate again (the next tool or scenario deploys the same repo)."""
         from nginx_proxy import NginxProxy  # noqa: PLC0415 - benchmarks/ is on sys.path when bench.py runs
 
         repo = target.repo
         slot_ports = dict(zip(("a", "b"), allocate_ports(2), strict=True))
         proxy_port = allocate_ports(1)[0]
         try:
-            proxy = NginxProxy(self.work / f"nginx-{repo.size}", proxy_port, slot_ports["a"], name="probe")
+            proxy = NginxProxy(self.work / f"nginx-{repo.size}-{secrets.token_hex(2)}", proxy_port, slot_ports["a"], name="probe")
         except RuntimeError as exc:
             raise ScenarioError(f"blue-green cannot be measured: {exc}") from exc
         try:
@@ -999,7 +1028,7 @@ class Bench:
             log(f"{tool.name}: the probe {repo.probe} moves to blue-green behind nginx on port {proxy_port}")
             tool.run(target, "deploy")
             wait_served(proxy_port, f"release {repo.release}", 60)
-            self.measure_change(tool, target, "blue-green", proxy_port)
+            yield proxy_port
         finally:
             proxy.stop()
             with contextlib.suppress(ScenarioError):
@@ -1019,6 +1048,8 @@ class Bench:
     # -- targets ----------------------------------------------------------------------------------------
 
     def targets(self) -> list[dict[str, t.Any]]:
+        import push  # noqa: PLC0415 - benchmarks/ is on sys.path when bench.py runs
+
         res = self.results
 
         def median(scenario: str, size: int, tool: str) -> float | None:
@@ -1067,6 +1098,7 @@ class Bench:
             blue_green_target,
             burst_target,
             compare("first_deploy_100", "first deploy of 100: <= 0.5x one-by-one down/up", "first_deploy", 100, 0.5, strict=False),
+            *push.targets(res),
         ]
 
 
@@ -1139,6 +1171,9 @@ def markdown(res: dict[str, t.Any]) -> str:
                 lines.append(f"| one change, blue-green: {text} | {size} | {fmt_stat(blue_green['podops'].get(key), unit, digits)} | - | - |")
         else:
             lines.append(f"| one change, blue-green | {size} | not available | - | - |")
+    import push  # noqa: PLC0415 - benchmarks/ is on sys.path when bench.py runs
+
+    lines += push.markdown_rows(res)
     burst = res.get("webhook_burst") or {}
     if "latency_ms" in burst:
         rss = burst.get("shim_peak_rss_bytes") or burst.get("shim_rss_bytes")
@@ -1176,6 +1211,7 @@ def markdown(res: dict[str, t.Any]) -> str:
             "|---|---:|---:|---:|---|---:|---:|---:|",
             *breakdown,
         ]
+    lines += push.breakdown_rows(res)
     if config.get("trace"):
         lines += trace_tables(res)
     if res["errors"]:
@@ -1211,6 +1247,8 @@ def trace_tables(res: dict[str, t.Any], top: int = 8) -> list[str]:
     lines += ["| scenario | N | tool | command | calls | total | longest |", "|---|---:|---|---|---:|---:|---:|"]
     sections = [(name, size, entry) for name in ("noop", "first_deploy") for size, entry in sorted(res[name].items(), key=lambda i: int(i[0]))]
     sections += [("change", size, entry["recreate"]) for size, entry in sorted(res["change"].items(), key=lambda i: int(i[0]))]
+    pushed = sorted((res.get("push") or {}).items(), key=lambda i: int(i[0]))
+    sections += [(f"push {strategy}", size, {"podops": stats}) for size, entry in pushed for strategy, stats in entry.items()]
     for scenario, size, entry in sections:
         for tool in ("podops", "baseline"):
             runs = (entry.get(tool) or {}).get("runs") or []
@@ -1275,6 +1313,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="how each size is set up: a real first deploy (default), or 'adopt': podops only, no-op scenarios only - one container per "
         "service started with podman run and the labels podops deploys with, adopted by the untimed warm-up no-op (a cheap set-up for large N)",
     )
+    parser.add_argument(
+        "--shim-debounce",
+        type=float,
+        metavar="SECONDS",
+        help="the push scenario's webhook shim waits this long for more triggers before a run (default: the shim's own default, debounce_seconds)",
+    )
     args = parser.parse_args(argv)
     scenarios = frozenset(filter(None, args.scenarios.split(",")))
     if scenarios - set(SCENARIOS):
@@ -1306,6 +1350,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         entry=args.podops_entry,
         scenarios=scenarios,
         setup=args.setup,
+        shim_debounce=args.shim_debounce,
     )
     if config.setup == "adopt" and (config.baseline or scenarios - {"floor", "noop", "noop-playbook"}):
         parser.error("--setup adopt times podops' no-op only: give --no-baseline and --scenarios from floor,noop,noop-playbook")
@@ -1347,4 +1392,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    sys.modules.setdefault("bench", sys.modules[__name__])  # push.py imports this module by name: one copy of its classes
     sys.exit(main())

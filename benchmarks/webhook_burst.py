@@ -64,10 +64,44 @@ def _percentile(values: list[float], pct: float) -> float:
     return ordered[index]
 
 
+def signed_headers(secret: bytes, body: bytes, event: str, delivery: str) -> dict[str, str]:
+    """The headers of a GitHub delivery of ``body``: its HMAC-SHA256 signature with the webhook secret, the event
+    and the delivery id (what the shim verifies, see roles/webhook/files/podops_webhook/verify.py)."""
+    signature = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-Hub-Signature-256": signature, "X-GitHub-Event": event, "X-GitHub-Delivery": delivery}
+
+
+def push_payload(branch: str = "main", after: str = "0" * 39 + "1") -> dict:
+    """A GitHub ``push`` of ``after`` to ``branch``."""
+    return {"ref": f"refs/heads/{branch}", "after": after, "repository": {"full_name": "bench/env"}}
+
+
+def deliver(url: str, secret: bytes, event: str, payload: dict, delivery: str | None = None) -> tuple[int, dict]:
+    """One signed GitHub delivery to ``<url>/hooks/github``: ``(HTTP status, the JSON answer)``."""
+    body = json.dumps(payload).encode()
+    status, answer = _request(url.rstrip("/") + "/hooks/github", data=body, headers=signed_headers(secret, body, event, delivery or f"bench-{uuid.uuid4()}"))
+    try:
+        parsed = json.loads(answer)
+    except ValueError:
+        parsed = {"raw": answer[:200].decode(errors="replace")}
+    return status, parsed if isinstance(parsed, dict) else {"raw": parsed}
+
+
+def wait_run(url: str, run_id: str, timeout: float = 300, token: bytes | None = None) -> dict:
+    """The shim's record of run ``run_id`` once it is final (not queued or running)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = _get_json(url.rstrip("/") + f"/api/runs/{run_id}", token)
+        if run.get("status") not in ("queued", "running", None):
+            return run
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"run {run_id} of the shim at {url} did not finish within {timeout:g}s (status {run.get('status')})")
+        time.sleep(0.1)
+
+
 def send_burst(url: str, secret: bytes, n: int = 200, seconds: float = 2.0, branch: str = "main", workers: int = 32) -> list[dict]:
     """Send ``n`` signed pushes spread evenly over ``seconds``; one dict per delivery."""
-    body = json.dumps({"ref": f"refs/heads/{branch}", "after": "0" * 39 + "1", "repository": {"full_name": "bench/env"}}).encode()
-    signature = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    body = json.dumps(push_payload(branch)).encode()
     start = time.monotonic()
 
     def one(index: int) -> dict:
@@ -75,7 +109,7 @@ def send_burst(url: str, secret: bytes, n: int = 200, seconds: float = 2.0, bran
         if delay > 0:
             time.sleep(delay)
         delivery = f"burst-{uuid.uuid4()}"
-        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature, "X-GitHub-Event": "push", "X-GitHub-Delivery": delivery}
+        headers = signed_headers(secret, body, "push", delivery)
         sent = time.monotonic()
         try:
             status, answer = _request(url.rstrip("/") + "/hooks/github", data=body, headers=headers)
@@ -165,37 +199,55 @@ def measure(url: str, secret: bytes, token: bytes | None = None, n: int = 200, s
 
 
 @contextlib.contextmanager
-def spawned_shim(run_seconds: float = 1.0, debounce: float = 0.3, workdir: str | None = None) -> t.Iterator[tuple[str, bytes]]:
-    """A private shim on a free loopback port whose deploy command only sleeps ``run_seconds``
-    (this measures the shim, not the reconcile). Yields ``(url, secret)``; loopback needs no token."""
+def spawned_shim(
+    run_seconds: float = 1.0,
+    debounce: float | None = 0.3,
+    workdir: str | None = None,
+    command: list[str] | None = None,
+    redeploy_command: list[str] | None = None,
+    state_dir: str | None = None,
+    repo_dir: str | None = None,
+    env: t.Mapping[str, str] | None = None,
+    environment: t.Mapping[str, str] | None = None,
+) -> t.Iterator[tuple[str, bytes]]:
+    """A private shim on a free loopback port. By default its deploy command only sleeps ``run_seconds`` (this
+    measures the shim, not the reconcile); ``command`` (and ``redeploy_command``, default the same) makes it run a
+    real one, e.g. podops-pull, with ``state_dir`` (where the runs' reports are) and ``repo_dir`` (the env repo
+    checkout it reads service names and images from). ``debounce`` None keeps the shim's default; ``env`` is the
+    shim's environment (its commands inherit it), ``environment`` the config's. Yields ``(url, secret)``;
+    loopback needs no token."""
     with tempfile.TemporaryDirectory(prefix="podops-burst-", dir=workdir) as tmp:
         base = Path(tmp)
         secret = os.urandom(24).hex().encode()
         (base / "secret").write_bytes(secret)
         (base / "secret").chmod(0o600)
-        (base / "repo" / "services").mkdir(parents=True)
+        if repo_dir is None:
+            (base / "repo" / "services").mkdir(parents=True)
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        command = [sys.executable, "-c", "import sys, time; time.sleep(float(sys.argv[1]))", str(run_seconds)]
-        config = {
+        sleep = [sys.executable, "-c", "import sys, time; time.sleep(float(sys.argv[1]))", str(run_seconds)]
+        config: dict[str, t.Any] = {
             "listen": f"127.0.0.1:{port}",
-            "state_dir": str(base / "state"),
-            "repo_dir": str(base / "repo"),
+            "state_dir": state_dir or str(base / "state"),
+            "db_path": str(base / "webhook.db"),
+            "repo_dir": repo_dir or str(base / "repo"),
             "secret_file": str(base / "secret"),
             "collections_path": str(REPO_ROOT / ".work" / "collections"),
-            "debounce_seconds": debounce,
-            "reconcile_command": command,
-            "redeploy_command": command,
-            "podman_command": ["true"],
+            "reconcile_command": command or sleep,
+            "redeploy_command": redeploy_command or command or sleep,
+            "podman_command": ["true"] if command is None else ["podman"],
+            "environment": dict(environment or {}),
         }
+        if debounce is not None:
+            config["debounce_seconds"] = debounce
         (base / "config.yml").write_text(json.dumps(config))
         with open(base / "shim.log", "wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "podops_webhook", "--config", str(base / "config.yml")],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=dict(os.environ, PYTHONPATH=str(SHIM_DIR)),
+                env=dict(env or os.environ, PYTHONPATH=str(SHIM_DIR)),
             )
         url = f"http://127.0.0.1:{port}"
         try:
