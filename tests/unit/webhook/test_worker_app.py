@@ -48,6 +48,32 @@ def test_triggers_during_a_run_cost_one_more_run(setup):
     assert "s3cr3t-token" not in runs[first]["log"] and "[redacted]" in runs[first]["log"]
 
 
+def test_a_push_to_an_idle_worker_skips_the_debounce_a_package_event_waits_it_out(setup):
+    """One push is not delayed by debounce_seconds (nothing to coalesce it with); a package event waits."""
+    config, store, worker = setup(debounce_seconds=30.0, debounce_max_seconds=60.0)
+
+    async def scenario():
+        task = asyncio.create_task(worker.run_forever())
+        push = worker.submit(True, [], None, None)
+        started = time.monotonic()
+        while worker.current is None and worker.pending is not None:
+            await asyncio.sleep(0.01)
+        # The debounce is 30 s: a start within 10 s is a start without it, on however slow a machine.
+        started_at_once = worker.current is not None and worker.current.id == push and time.monotonic() - started < 10
+        while worker.current is not None:
+            await asyncio.sleep(0.01)
+        package = worker.submit(False, ["api"], None, None)
+        await asyncio.sleep(0.3)
+        waited = worker.current is None and worker.pending is not None and worker.pending.id == package
+        task.cancel()
+        return started_at_once, waited
+
+    started_at_once, waited = asyncio.run(scenario())
+    assert started_at_once, "the push waited for the 30 s debounce"
+    assert waited, "the package event did not wait for the debounce"
+    assert len(records(setup.tmp)) == 1
+
+
 def test_a_failed_step_fails_the_run_and_keeps_its_error(setup):
     config, store, worker = setup()
 

@@ -6,7 +6,10 @@
 A trigger joins the *queued* run (there is at most one). The queued run starts once nothing is running
 and no trigger came for ``debounce_seconds`` (a burst is waited out; at most ``debounce_max_seconds`` after
 its first trigger). Triggers that arrive while a run is going therefore cost at most one more run, however
-many there are, and a burst that ends before the worker is free costs one. A run executes, with no shell and a fixed argv:
+many there are. A push that finds the worker idle (nothing running, nothing queued) starts at once: there is
+nothing to coalesce it with yet, and the triggers that follow it join the next run, so a burst costs at most
+two runs and a single push is not delayed by the debounce. Package events always wait it out (one multi-arch
+image push sends several in a row). A run executes, with no shell and a fixed argv:
 
 - ``reconcile_command -e podops_trigger=webhook -e podops_run_id=<run id>`` when any trigger asked for
   a reconcile (a push), then
@@ -42,6 +45,7 @@ class Run:
     requested_commit: str | None = None
     deliveries: int = 0
     first_at: float = field(default_factory=time.monotonic)
+    at_once: bool = False  # a push that found the worker idle: it starts without the debounce
 
 
 class CappedLog:
@@ -95,8 +99,9 @@ class Worker:
         """Add a trigger to the queued run (creating it when there is none); return that run's id."""
         run = self.pending
         if run is None:
-            run = self.pending = Run(new_run_id())
+            run = self.pending = Run(new_run_id(), at_once=reconcile and self.current is None)
             self.store.create_run(run.id, "webhook", self.config.slot)
+        run.at_once = run.at_once and not services
         run.reconcile = run.reconcile or reconcile
         run.services.update(services)
         run.requested_commit = commit or run.requested_commit
@@ -174,8 +179,9 @@ class Worker:
 
     async def _debounce(self, run: Run) -> None:
         """Wait until triggers stop coming for debounce_seconds, at most debounce_max_seconds after the
-        run's first trigger (one multi-arch image push sends ~3 package events in a row)."""
-        while not self.draining:
+        run's first trigger (one multi-arch image push sends ~3 package events in a row). A push that found
+        the worker idle does not wait."""
+        while not self.draining and not run.at_once:
             now = time.monotonic()
             wait = min(self._last_submit + self.config.debounce_seconds, run.first_at + self.config.debounce_max_seconds) - now
             if wait <= 0:
