@@ -126,8 +126,13 @@ class Marker:
         owner = foreign_owner(self.state_dir)
         folder = os.path.dirname(self.path)
         ensure_dir(folder)
-        if owner is not None and os.stat(folder).st_uid == 0:
-            os.chown(folder, *owner)
+        if owner is not None:
+            # That user can swap its own folders: root does not write through a symbolic link it put there.
+            for path in (self.state_dir, folder):
+                if os.path.islink(path):
+                    raise PodopsError(f"{path} is a symbolic link in another user's state folder: root does not write the A/B marker through it")
+            if os.stat(folder).st_uid == 0:
+                os.chown(folder, *owner)
         write_json(self.path, dict(data), owner=owner)
 
 

@@ -213,6 +213,19 @@ def test_root_writes_the_marker_of_another_users_state_folder_as_that_user(tmp_p
     assert [p.name for p in (state / "ab").iterdir()] == ["webhook.json"]
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="root writing into another user's state folder needs root")
+def test_root_does_not_write_the_marker_through_a_link_of_the_other_user(tmp_path):
+    state = tmp_path / "state"
+    elsewhere = tmp_path / "elsewhere"
+    state.mkdir()
+    elsewhere.mkdir()
+    os.chown(state, 4242, 4343)
+    (state / "ab").symlink_to(elsewhere)
+    with pytest.raises(PodopsError, match="is a symbolic link"):
+        Marker(str(state), "webhook").save({"name": "webhook", "active": "a", "versions": {}, "pending": None})
+    assert list(elsewhere.iterdir()) == []
+
+
 def test_a_marker_in_roots_own_state_folder_stays_roots(tmp_path):
     state = tmp_path / "state"
     state.mkdir()
