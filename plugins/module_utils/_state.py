@@ -118,14 +118,17 @@ def ensure_dir(path: str, mode: int = 0o700) -> None:
         raise PodopsError(f"cannot create state folder {path}: {exc.strerror}; set podops_state_dir to a writable folder") from exc
 
 
-def atomic_write(path: str, data: bytes | str, mode: int = 0o600) -> None:
-    """Write ``path`` so that readers see the old or the new content, never a part."""
+def atomic_write(path: str, data: bytes | str, mode: int = 0o600, owner: tuple[int, int] | None = None) -> None:
+    """Write ``path`` so that readers see the old or the new content, never a part. ``owner``: the (uid, gid)
+    the file gets before it takes its name (root writing for another user: no moment where it is root's)."""
     if isinstance(data, str):
         data = data.encode("utf-8")
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         os.fchmod(fd, mode)
+        if owner is not None:
+            os.fchown(fd, *owner)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -148,8 +151,21 @@ def json_text(data: t.Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
-def write_json(path: str, data: t.Any) -> None:
-    atomic_write(path, json_text(data))
+def write_json(path: str, data: t.Any, owner: tuple[int, int] | None = None) -> None:
+    atomic_write(path, json_text(data), owner=owner)
+
+
+def foreign_owner(state_dir: str) -> tuple[int, int] | None:
+    """The (uid, gid) of ``state_dir`` when root writes into another user's state folder (a rootless host's
+    ``~user/.local/state/podops``, written by a root task such as the shim's A/B switch): what root creates
+    there must stay that user's, or the user's own podops can no longer read it. None otherwise."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        info = os.stat(state_dir)
+    except OSError:
+        return None
+    return (info.st_uid, info.st_gid) if info.st_uid != 0 else None
 
 
 @dataclass(frozen=True)

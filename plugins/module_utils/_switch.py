@@ -30,7 +30,7 @@ import urllib.error
 from dataclasses import dataclass, field
 
 from ._common import TIMEOUT_DEFAULTS, PodopsError, Runner, last_lines, utcnow
-from ._state import SLOTS, ServiceFiles, atomic_write, ensure_dir, write_json
+from ._state import SLOTS, ServiceFiles, atomic_write, ensure_dir, foreign_owner, write_json
 
 DEFAULT_UPSTREAM_TEMPLATE = "server 127.0.0.1:{port};\n"
 
@@ -104,6 +104,7 @@ class Marker:
     def __init__(self, state_dir: str, name: str):
         self.path = ServiceFiles(state_dir, name).marker
         self.name = name
+        self.state_dir = state_dir
 
     def load(self) -> dict[str, t.Any]:
         try:
@@ -120,8 +121,19 @@ class Marker:
         return data
 
     def save(self, data: t.Mapping[str, t.Any]) -> None:
-        ensure_dir(os.path.dirname(self.path))
-        write_json(self.path, dict(data))
+        # Root switching the shim of a rootless host writes into that user's state folder: the marker (and its
+        # folder) stay the user's, so the user's run broker can read which slot is active.
+        owner = foreign_owner(self.state_dir)
+        folder = os.path.dirname(self.path)
+        ensure_dir(folder)
+        if owner is not None:
+            # That user can swap its own folders: root does not write through a symbolic link it put there.
+            for path in (self.state_dir, folder):
+                if os.path.islink(path):
+                    raise PodopsError(f"{path} is a symbolic link in another user's state folder: root does not write the A/B marker through it")
+            if os.stat(folder).st_uid == 0:
+                os.chown(folder, *owner)
+        write_json(self.path, dict(data), owner=owner)
 
 
 class Backend(t.Protocol):

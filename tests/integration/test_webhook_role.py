@@ -6,6 +6,8 @@ credentials (the secrets folder loaded as one credential per file), accepts a de
 generated GitHub secret and refuses one signed with the GitLab token. An install from before per-provider
 secrets (only webhook.secret) keeps its shared secret, with a warning.
 
+The rootless layout (podops_user) is rendered and checked with systemd-analyze verify too (the broker as the user's units).
+
 The role runs with podops_webhook_start false: it installs the unit without starting it (with the default it
 refuses a host without systemd, see test_no_systemd.py; where systemd is PID 1 it would start units of the test's
 folder). The test starts the shim itself. Starting it under systemd is exercised in the molecule server.
@@ -243,3 +245,58 @@ def test_an_install_from_before_keeps_its_shared_secret_and_is_warned(tmp_path):
     text = "\n".join(messages(proc))
     assert "WARNING: one shared secret" in text and "podops_webhook_secret_mode: per_provider" in text, text
     assert "/deploy-all-changed and /redeploy-and-update/SERVICE are served" in text
+
+
+ROOTLESS_PLAY = """\
+---
+- name: Render the webhook role's units for a rootless host (podops_user), as the role does there
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Load the role's defaults
+      ansible.builtin.include_vars: {roles}/webhook/defaults/main.yml
+    - name: Render
+      ansible.builtin.copy:
+        content: "{{{{ lookup('ansible.builtin.template', '{roles}/webhook/templates/' ~ item.key ~ '.j2') }}}}"
+        dest: "{out}/{{{{ item.value }}}}"
+        mode: "0644"
+      loop: "{{{{ {{'podops-run.socket': 'podops-run.socket', 'podops-run@.service': 'podops-run@.service',
+        'podops-webhook@.service': 'podops-webhook@.service', 'podops-webhook.tmpfiles.conf': 'tmpfiles.conf'}} | dict2items }}}}"
+"""
+
+
+def test_rootless_units_run_the_broker_as_the_user_and_keep_the_shim_a_system_unit(tmp_path):
+    """podops_user: the broker's units are the user's (no SocketUser/SocketGroup a user manager could not set; the
+    socket's 0750 folder is the gate, from tmpfiles.d), the shim keeps its own user and sandbox and wants the user's
+    systemd instead of a system podops-run.socket. The real thing runs in molecule/rootless."""
+    out = tmp_path / "units"
+    out.mkdir()
+    (tmp_path / "play.yml").write_text(ROOTLESS_PLAY.format(roles=REPO_ROOT / "roles", out=out))
+    variables = {
+        "podops_user": "deploy",
+        "podops_host_uid": 1000,
+        "podops_webhook_use_credentials": True,
+        "podops_install_dir": str(tmp_path / "opt"),
+        "podops_venv_dir": str(Path(sys.executable).parents[1]),
+    }
+    proc = subprocess.run(
+        ["ansible-playbook", str(tmp_path / "play.yml"), "-e", json.dumps(variables)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    socket_unit = (out / "podops-run.socket").read_text()
+    assert "ListenStream=/run/podops-webhook/run.sock\n" in socket_unit and "SocketMode=0666\n" in socket_unit
+    assert "SocketUser=" not in socket_unit and "SocketGroup=" not in socket_unit and "DirectoryMode=" not in socket_unit
+    assert "WantedBy=sockets.target" in socket_unit and "a user unit of deploy" in socket_unit
+    broker = (out / "podops-run@.service").read_text()
+    assert "answered as deploy" in broker and "User=" not in broker
+    shim = (out / "podops-webhook@.service").read_text()
+    assert "Wants=user@1000.service\nAfter=user@1000.service\n" in shim and "podops-run.socket" not in shim.split("[Service]")[0]
+    assert "User=podops-webhook\n" in shim and "ProtectSystem=strict\n" in shim and "ProtectHome=yes\n" in shim
+    assert (out / "tmpfiles.conf").read_text().splitlines()[-1] == "d /run/podops-webhook 0750 deploy podops-webhook -"
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze is missing: run `make setup` as root (it installs systemd)"
+    units = [out / name for name in ("podops-webhook@a.service", "podops-run.socket", "podops-run@0.service")]
+    check = subprocess.run([analyze, "verify", *map(str, units)], capture_output=True, text=True, timeout=60, check=False)
+    ours = [line for line in check.stderr.splitlines() if "podops-webhook" in line or "podops-run" in line]  # not other units' noise
+    assert not ours, check.stderr

@@ -10,10 +10,13 @@ server (systemd); here the backend only records what it was asked, so every orde
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 
 import pytest
 from ansible_collections.podops.gitops.plugins.module_utils._common import PodopsError
+from ansible_collections.podops.gitops.plugins.module_utils._state import ServiceFiles
 from ansible_collections.podops.gitops.plugins.module_utils._switch import Marker, Switch, SwitchConfig, SystemdBackend
 
 
@@ -191,6 +194,54 @@ def test_a_marker_that_is_not_ours_is_named(tmp_path):
     (tmp_path / "state/ab/app.json").write_text('{"active": "c"}')
     with pytest.raises(PodopsError, match=r"the A/B marker .*/state/ab/app.json is not a podops marker"):
         Marker(str(tmp_path / "state"), "app").load()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root writing into another user's state folder needs root")
+def test_root_writes_the_marker_of_another_users_state_folder_as_that_user(tmp_path):
+    """A rootless host: root's A/B switch of the webhook shim writes into ~deploy/.local/state/podops, whose
+    run broker (deploy's user unit) must read the marker; the folder ab/ and the marker stay deploy's."""
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chown(state, 4242, 4343)
+    marker = Marker(str(state), "webhook")
+    marker.save({"name": "webhook", "active": "a", "versions": {"a": "v1"}, "pending": None})
+    marker.save({"name": "webhook", "active": "b", "versions": {"a": "v1", "b": "v2"}, "pending": None})
+    for path in (state / "ab", state / "ab/webhook.json"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (4242, 4343), path
+    assert stat.S_IMODE((state / "ab/webhook.json").stat().st_mode) == 0o600
+    assert marker.load()["active"] == "b"
+    assert [p.name for p in (state / "ab").iterdir()] == ["webhook.json"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root writing into another user's state folder needs root")
+def test_root_does_not_write_the_marker_through_a_link_of_the_other_user(tmp_path):
+    state = tmp_path / "state"
+    elsewhere = tmp_path / "elsewhere"
+    state.mkdir()
+    elsewhere.mkdir()
+    os.chown(state, 4242, 4343)
+    (state / "ab").symlink_to(elsewhere)
+    with pytest.raises(PodopsError, match="is a symbolic link"):
+        Marker(str(state), "webhook").save({"name": "webhook", "active": "a", "versions": {}, "pending": None})
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_marker_in_roots_own_state_folder_stays_roots(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    Marker(str(state), "webhook").save({"name": "webhook", "active": "a", "versions": {}, "pending": None})
+    assert (state / "ab/webhook.json").stat().st_uid == os.geteuid()
+
+
+def test_the_reconcile_forgetting_a_service_leaves_the_shims_marker(tmp_path):
+    """prune (ServiceFiles.forget) and leaving blue-green (forget_slots) remove only that service's files:
+    the shim's marker ab/webhook.json, in the same state folder, stays."""
+    state = tmp_path / "state"
+    Marker(str(state), "webhook").save({"name": "webhook", "active": "a", "versions": {}, "pending": None})
+    Marker(str(state), "web").save({"name": "web", "active": "a", "versions": {}, "pending": None})
+    ServiceFiles(str(state), "web").forget()
+    ServiceFiles(str(state), "webhooks").forget_slots()
+    assert sorted(p.name for p in (state / "ab").iterdir()) == ["webhook.json"]
 
 
 def test_systemd_backend_commands(tmp_path):
