@@ -11,3 +11,9 @@ podops_systemd_lock() {
         flock -w "${PODOPS_SYSTEMD_LOCK_TIMEOUT:-5400}" 9 || { echo "$1: still busy after ${PODOPS_SYSTEMD_LOCK_TIMEOUT:-5400}s; giving up" >&2; exit 1; }
     fi
 }
+
+# The lock is this shell's: the programs it starts must not inherit it (podman leaves conmon, aardvark-dns and its
+# pause process running, and they would hold the lock after this run ends).
+podman() { command podman "$@" 9>&-; }
+molecule() { command molecule "$@" 9>&-; }
+timeout() { command timeout "$@" 9>&-; }
