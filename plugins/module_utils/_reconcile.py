@@ -26,13 +26,12 @@ from ._digest import Secrets
 from ._notify import NotifySettings
 from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, list_services, make_plan, select
 from ._podman import Podman, PodmanCompose
-from ._report import RUN_ID_RE, TRIGGERS, Verdict, build_report, new_run_id, service_entry, verdict, write_report
+from ._report import PROGRESS_FILE, RUN_ID_RE, TRIGGERS, Verdict, build_report, new_run_id, service_entry, verdict, write_report
 from ._slots import remove_slots
-from ._state import HostLock, ServiceFiles, ServiceRecord, SnapshotStore, StateStore
+from ._state import HostLock, ServiceFiles, ServiceRecord, SnapshotStore, StateStore, slot_of
 
 PRUNED = "pruned"
 # Lines about long waits, appended while a run goes on (podops-pull prints them as they come; see podops_pull.py).
-PROGRESS_FILE = "progress.log"
 
 
 class Progress:
@@ -524,9 +523,10 @@ class Reconciler:
 
 def active_slot_project(spec: ServiceSpec | None) -> ComposeProject | None:
     """A blue-green service's project as its active slot runs it (``${PODOPS_SLOT_PORT}`` filled in), or None."""
-    if spec is None or spec.project is None or not spec.blue_green or spec.live_project[-2:] not in ("-a", "-b"):
+    slot = slot_of(spec.live_project) if spec is not None and spec.project is not None and spec.blue_green else None
+    if slot is None:
         return None
-    return dataclasses.replace(spec.project, slot_env=spec.project.settings.slot_env(spec.live_project[-1]))
+    return dataclasses.replace(spec.project, slot_env=spec.project.settings.slot_env(slot))
 
 
 def failure_lines(failure_log: t.Mapping[str, t.Any] | None) -> list[str]:

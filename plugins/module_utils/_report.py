@@ -126,6 +126,7 @@ def build_report(
 
 LAST_RUN = "last-run.json"
 LAST_CHECK = "last-check.json"  # a check-mode run's report: it never replaces the last real run's
+PROGRESS_FILE = "progress.log"  # the engine's notices about long waits while a run goes on (podops-pull tails it)
 
 
 def write_report(state_dir: str, report: t.Mapping[str, t.Any], keep: int = 100) -> str:

@@ -36,6 +36,7 @@ STATE_VERSION = 1
 LOCK_ENV = "PODOPS_LOCK_HELD"
 
 
+STATE_FILE = "state.json"  # <state_dir>/state.json: each service's ServiceRecord
 SLOTS = ("a", "b")  # a blue-green service runs as two compose projects, <project>-a and <project>-b
 
 
@@ -280,7 +281,7 @@ class StateStore:
 
     def __init__(self, state_dir: str):
         self.state_dir = state_dir
-        self.path = os.path.join(state_dir, "state.json")
+        self.path = os.path.join(state_dir, STATE_FILE)
 
     def load(self) -> dict[str, ServiceRecord]:
         """Services recorded so far; an unreadable file is an error that names the file and the fix."""

@@ -328,15 +328,13 @@ def import_collection(config: dict[str, t.Any]) -> None:
 def notify_failed_run(config: dict[str, t.Any], state_dir: str, report: dict[str, t.Any]) -> list[dict[str, t.Any]]:
     """Notifications of a run that failed before the engine ran (see the collection's _deliver); [] when none
     are set up or the collection cannot be imported."""
-    if not os.path.isfile(os.path.join(state_dir, "notify.json")):
-        return []
     import_collection(config)
     try:
         from ansible_collections.podops.gitops.plugins.module_utils import _deliver  # pylint: disable=import-outside-toplevel
     except ImportError as exc:
         log(f"cannot notify (cannot import the podops.gitops collection: {exc})")
         return []
-    settings = _deliver.load_settings(state_dir)
+    settings = _deliver.load_settings(state_dir)  # None when no notifications are set up
     if settings is None:
         return []
     announcer = _deliver.Announcer(settings, state_dir)
@@ -404,14 +402,12 @@ def child_env(config: dict[str, t.Any]) -> dict[str, str]:
     return env
 
 
-PROGRESS_FILE = "progress.log"  # the engine's notices about long waits (plugins/module_utils/_reconcile.py)
-
-
 class ProgressTail:
-    """Prints the engine's progress lines (``<state dir>/progress.log``) as they come, while a run goes on."""
+    """Prints the engine's progress lines (``path``: the core's ``<state dir>/progress.log``) as they come, while a
+    run goes on."""
 
-    def __init__(self, state_dir: str, run_id: str, interval: float = 1.0):
-        self.path = os.path.join(state_dir, PROGRESS_FILE)
+    def __init__(self, path: str, run_id: str, interval: float = 1.0):
+        self.path = path
         self.run_id = run_id
         self.interval = interval
         self.offset = 0
@@ -530,13 +526,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     lane_module = load_lane(config) if service is None else None
     kept_args = lane_args(args)
+    progress = os.path.join(state_dir, core.report.PROGRESS_FILE)
     fingerprint = ""
     if lane_module is not None:
         fingerprint = lane_module.collection_fingerprint()
         lane, why = lane_module.decide(state_dir, config["repo_dir"], commit, kept_args, fingerprint, max_age(config))
         if lane is not None:
             log(f"run {run_id}: fast lane ({why})")
-            with ProgressTail(state_dir, run_id):
+            with ProgressTail(progress, run_id):
                 rc = run_lane(lane_module, lane, config, trigger, run_id)
             if rc is not None:
                 summarize(state_dir, run_id, failures=False)  # the lane printed the engine's summary already
@@ -545,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"run {run_id}: full playbook run ({why})")
     argv_playbook = playbook_argv(config, args, run_id, "podops_run_id" in given)
     log(f"run {run_id}: {' '.join(shlex.quote(a) for a in argv_playbook)}")
-    with ProgressTail(state_dir, run_id):
+    with ProgressTail(progress, run_id):
         result = subprocess.run(argv_playbook, cwd=config["repo_dir"], env=child_env(config), check=False)
     summarize(state_dir, run_id)
     if result.returncode != 0:

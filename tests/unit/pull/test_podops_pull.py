@@ -135,7 +135,7 @@ def test_the_log_of_a_full_run_shows_each_failed_service_and_its_last_log_lines(
 
 def test_progress_lines_are_printed_as_the_engine_writes_them(tmp_path, capsys):
     (tmp_path / "progress.log").write_text("left over from the last run\n")
-    tail = podops_pull.ProgressTail(str(tmp_path), "r2", interval=0.05)
+    tail = podops_pull.ProgressTail(str(tmp_path / "progress.log"), "r2", interval=0.05)
     assert not (tmp_path / "progress.log").exists(), "the last run's lines are not this run's"
     with tail:
         (tmp_path / "progress.log").write_text("")  # the engine empties it when its run starts

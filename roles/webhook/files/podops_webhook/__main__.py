@@ -20,9 +20,9 @@ from aiohttp import web
 
 from . import __version__, logs
 from .app import create_app
-from .config import SLOTS, Config, ConfigError, load
+from .config import Config, ConfigError, load
 from .host import Host, make_host
-from .services import CollectionMissing, Services, import_compose
+from .services import SLOTS, CollectionMissing, Services, import_compose
 from .store import Store
 from .worker import Worker
 

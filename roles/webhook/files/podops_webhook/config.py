@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from .services import marker_path
+from .services import SLOTS, marker_path
 
 PROVIDERS = ("github", "gitea", "forgejo", "gitlab")
-SLOTS = ("a", "b")
 DEFAULT_COMMAND = ["/opt/podops/bin/podops-pull"]
 
 # key: (type(s), default). Defaults are copied, never shared.

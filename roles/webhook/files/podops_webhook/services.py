@@ -27,6 +27,9 @@ SERVICE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")  # runs/<run_id>.json
 LABEL_SERVICE = "io.podops.service"
 LABEL_PREFIX = "io.podops.prefix"
+SLOTS = ("a", "b")  # the shim's own pair of instances, named as the collection's blue-green slots
+STATE_FILE = "state.json"  # <state_dir>/state.json: what every reconcile recorded per service
+LAST_RUN_FILE = "last-run.json"  # <state_dir>/last-run.json: the host's newest run report
 
 
 def marker_path(state_dir: str, name: str) -> str:

@@ -26,7 +26,7 @@ import typing as t
 
 from .config import Config
 from .gitinfo import LINK_BASE_RE, MAX_COMMITS, MAX_SUBJECT, SHA_RE, commit_link
-from .services import LABEL_PREFIX, LABEL_SERVICE, RUN_ID_RE, SERVICE_NAME_RE
+from .services import LABEL_PREFIX, LABEL_SERVICE, LAST_RUN_FILE, RUN_ID_RE, SERVICE_NAME_RE, STATE_FILE
 from .store import Store
 
 PS_CACHE_SECONDS = 2.0
@@ -45,7 +45,7 @@ RESULTS = ("ok", "changed", "failed")
 
 def read_state(state_dir: str) -> dict[str, dict]:
     try:
-        with open(os.path.join(state_dir, "state.json"), encoding="utf-8") as handle:
+        with open(os.path.join(state_dir, STATE_FILE), encoding="utf-8") as handle:
             data = json.load(handle)
     except (OSError, ValueError):
         return {}
@@ -56,7 +56,7 @@ def read_state(state_dir: str) -> dict[str, dict]:
 def read_last_run(state_dir: str) -> dict[str, t.Any] | None:
     """A short summary of ``last-run.json``: the host's newest run, whoever started it (timer, webhook, CLI)."""
     try:
-        with open(os.path.join(state_dir, "last-run.json"), encoding="utf-8") as handle:
+        with open(os.path.join(state_dir, LAST_RUN_FILE), encoding="utf-8") as handle:
             report = json.load(handle)
     except (OSError, ValueError):
         return None
