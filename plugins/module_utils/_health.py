@@ -89,7 +89,8 @@ def wait_healthy(
     progress_every: float = 10.0,
     services: t.Sequence[str] | None = None,
 ) -> int:
-    """Block until ``samples`` consecutive good samples; raise PodopsError with the last reason on timeout.
+    """Block until ``samples`` consecutive good samples, ``interval`` seconds apart (start to start: a sample's
+    own podman calls count towards the wait); raise PodopsError with the last reason on timeout.
 
     Returns the number of samples taken. ``progress`` is told every ``progress_every`` seconds what the gate
     still waits for (for the people watching a long wait). ``services``: judge the containers of these compose
@@ -104,6 +105,7 @@ def wait_healthy(
     reason = "no sample taken"
     with podman.watching(project):
         while True:
+            sampled = clock()
             containers = podman.project_containers(project, not_before=time.monotonic())
             if services is not None:
                 containers = [c for c in containers if c.compose_service in services]
@@ -127,4 +129,4 @@ def wait_healthy(
             if progress is not None and now >= next_progress:
                 progress(f"{project}: waiting for health for {now - begun:.0f}s of {timeout:g}s ({reason})")
                 next_progress = now + progress_every
-            sleep(interval)
+            sleep(max(0.0, interval - (now - sampled)))  # ``interval`` is from one sample's start to the next's

@@ -434,13 +434,17 @@ def make_plan(
     repo_dir: str,
     services_dir: str,
     state: t.Mapping[str, ServiceRecord],
-    containers: t.Sequence[Container],
+    containers: t.Sequence[Container] | t.Callable[[], t.Sequence[Container]],
     prefix: str = "",
     selectors: t.Sequence[str] | None = None,
     with_orphans: bool = True,
     secrets: Secrets | None = None,
 ) -> Plan:
+    """The plan of a run. ``containers`` (or a callable that returns them, asked once the repo is read, so the
+    listing can run meanwhile) is what ``podman ps -a`` shows."""
     specs, in_repo, warnings, commit = discover(runner, repo_dir, services_dir, prefix, selectors, secrets)
+    if callable(containers):
+        containers = containers()
     # ``containers`` may be every container of the host: compose projects are matched by name, orphans
     # only among containers podops labelled with this prefix.
     by_project = live_by_project(c for c in containers if c.project)

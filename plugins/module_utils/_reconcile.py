@@ -9,6 +9,7 @@ PRIVATE to the podops.gitops collection: no API guarantee for other code.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -178,19 +179,26 @@ def compute_plan(options: Options, runner: Runner, podman: Podman | None = None)
     ``options`` must be validated (``Options.validate``) by the caller."""
     state = StateStore(options.state_dir).load()
     podman = podman or Podman(runner, options.podman_executable)
-    containers = podman.containers(label=None)
     selectors = [options.redeploy] if options.redeploy else options.services
-    plan = make_plan(
-        runner,
-        options.repo_dir,
-        options.services_dir,
-        state,
-        containers,
-        options.project_prefix,
-        selectors,
-        with_orphans=options.redeploy is None,
-        secrets=options.secrets,
-    )
+    # The host's one container listing runs while the repo is read and digested: podman's work and the
+    # digests' are each most of a no-op, and they need nothing of each other.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="podops-ps") as pool:
+        listing = pool.submit(podman.containers, label=None)
+        try:
+            plan = make_plan(
+                runner,
+                options.repo_dir,
+                options.services_dir,
+                state,
+                listing.result,
+                options.project_prefix,
+                selectors,
+                with_orphans=options.redeploy is None,
+                secrets=options.secrets,
+            )
+        except PodopsError:
+            listing.result()  # podman's own failure is the one to tell, as when the listing came first
+            raise
     return plan, state
 
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 
 import pytest
+from ansible_collections.podops.gitops.plugins.module_utils._common import PodopsError
 from ansible_collections.podops.gitops.plugins.module_utils._reconcile import Options, Reconciler, RunResult
 from ansible_collections.podops.gitops.plugins.module_utils._state import ServiceFiles
 
@@ -29,6 +31,8 @@ class FakeHost:
         self.env = subprocess_env
         self.containers: list[dict] = []
         self.calls: list[list[str]] = []
+        self.ps_threads: list[str] = []
+        self.ps_error = ""  # what a failing 'podman ps' prints
 
     def add(self, service: str, digest: str, project: str | None = None) -> dict:
         project = project or PREFIX + service
@@ -61,6 +65,9 @@ class FakeHost:
         if verb == ["--version"]:
             return 0, "podman version 4.3.1\n", ""
         if verb == ["ps", "-a"]:
+            self.ps_threads.append(threading.current_thread().name)
+            if self.ps_error:
+                return 125, "", self.ps_error
             return 0, json.dumps(self._ps(argv[5:])), ""
         if verb == ["container", "inspect"]:
             return 0, json.dumps([{"Id": c["Id"], "Dependencies": []} for c in self.containers if c["Id"] in argv[5:]]), ""
@@ -166,3 +173,20 @@ def test_check_mode_decides_the_same_and_changes_nothing(setup):
     assert {name: entry["action"] for name, entry in result.report["services"].items()} == {"web": "unchanged", "api": "failed", "old": "pruned"}
     assert host.removed() == [] and old in host.containers
     assert not (state / "state.json").exists()
+
+
+def test_the_hosts_listing_runs_beside_the_digests(setup):
+    host, _state, run = setup
+
+    run(check_mode=True)
+
+    assert host.ps_threads[0].startswith("podops-ps"), "the plan's podman ps -a runs while the repo is read and digested"
+
+
+def test_a_failing_podman_is_told_before_a_broken_repo(setup):
+    """Both fail: podman's failure is the one told, as when the listing came before the repo was read."""
+    host, _state, run = setup
+    host.ps_error = "Error: database is locked"
+
+    with pytest.raises(PodopsError, match="'podman ps' failed: Error: database is locked"):
+        run(check_mode=True, services_dir="no-such-folder")
