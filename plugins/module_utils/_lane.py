@@ -142,6 +142,7 @@ def forget(state_dir: str) -> None:
 class Lane:
     options: dict[str, t.Any]
     env: dict[str, str]
+    changed: bool = False  # the commit moved since the last run: a deploy is likely (see Reconciler's warm_compose)
 
 
 def changed_paths(repo_dir: str, old: str, new: str) -> list[str]:
@@ -196,7 +197,7 @@ def decide(
     if outside:
         more = f" and {len(outside) - 1} more" if len(outside) > 1 else ""
         return None, f"{outside[0]}{more} changed outside {services}"
-    return Lane(options, dict(lane.get("env") or {})), f"{len(paths)} changed file(s), all under {services}"
+    return Lane(options, dict(lane.get("env") or {}), changed=bool(paths)), f"{len(paths)} changed file(s), all under {services}"
 
 
 def process_runner(env: t.Mapping[str, str]) -> t.Callable[..., tuple[int, str, str]]:
@@ -236,5 +237,5 @@ def run(lane: Lane, trigger: str, run_id: str, environ: t.Mapping[str, str]) -> 
     # The module found podman and podman-compose with its own PATH (the lane's env), not this process's.
     options.podman_executable = find_executable("podman", options.podman_executable, path=env.get("PATH"))
     options.compose_executable = find_executable("podman-compose", options.compose_executable, path=env.get("PATH"))
-    result = Reconciler(options, process_runner(env)).run()
+    result = Reconciler(options, process_runner(env), warm_compose=lane.changed).run()
     return None if result.vault_needed is not None else result

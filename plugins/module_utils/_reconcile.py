@@ -291,10 +291,14 @@ def _record_failure(recorded: ServiceRecord | None, spec: ServiceSpec, error: st
 
 
 class Reconciler:
-    def __init__(self, options: Options, runner: Runner, check_mode: bool = False):
+    def __init__(self, options: Options, runner: Runner, check_mode: bool = False, warm_compose: bool = False):
+        """``warm_compose``: a deploy is likely (the fast lane saw the commit move), so podman-compose's fork
+        server starts while the plan is made instead of at the first deploy (about 0.3 s of its start-up)."""
         self.options = options
         self.runner = runner
         self.check_mode = check_mode
+        self.warm_compose = warm_compose
+        self.compose: PodmanCompose | None = None
         self.started = utcnow()
         self.run_id = options.run_id or new_run_id(self.started)
         self.services: dict[str, dict] = {}
@@ -324,6 +328,8 @@ class Reconciler:
         self.progress.start()
         podman = Podman(self.runner, options.podman_executable)
         podman.check_version()
+        if self.warm_compose and not self.check_mode:
+            self._warm_compose()
         plan, state = compute_plan(options, self.runner, podman)
         self.plan = plan
         needed = vault_needed(plan, state, options.secrets, options.state_dir)
@@ -367,6 +373,20 @@ class Reconciler:
             summary=self.summary(plan),
             warnings=plan.warnings + (self.announcer.warnings() if self.announcer else []),
         )
+
+    def _warm_compose(self) -> None:
+        """Start podman-compose's fork server in the background; a failure to start is the first deploy's to tell."""
+        try:
+            self.compose = PodmanCompose(self.runner, self.options.compose_executable)
+        except PodopsError:
+            return  # podman-compose is missing: a run that deploys says so, one that does not needs none
+        compose = self.compose
+
+        def start() -> None:
+            with contextlib.suppress(Exception):  # the first call starts it again, and says why it cannot
+                compose.fork_server()
+
+        threading.Thread(target=start, name="podops-compose-warm", daemon=True).start()
 
     def _announce(self, report: dict[str, t.Any]) -> None:
         """Notify and post the commit status (within the notify timeout; never fails the run)."""
@@ -416,7 +436,7 @@ class Reconciler:
         to_deploy = [plan.specs[item.name] for item in plan.by_action(DEPLOY)]
         to_refresh = [plan.specs[item.name] for item in plan.by_action(UNCHANGED) if self._image_updates_for(plan.specs[item.name])]
         if to_deploy or to_refresh:
-            compose = PodmanCompose(self.runner, options.compose_executable)
+            compose = self.compose or PodmanCompose(self.runner, options.compose_executable)
             compose.check_version(os.path.join(options.state_dir, "tools.json"))
             deployer = Deployer(podman, compose, options.state_dir, options.project_prefix, plan.commit, options.repo_dir, options.secrets)
             deployer.progress = self.progress

@@ -60,6 +60,7 @@ def test_promote_then_decide_no_new_commit(git, state):
     assert _lane.promote(str(state), "r1", head, ARGS, "fp") is None
     lane, why = _lane.decide(str(state), str(git.repo), head, ARGS, "fp")
     assert why == "no new commit since the last run"
+    assert lane.changed is False, "a tick at the same commit warms nothing up"
     assert lane.options["project_prefix"] == "p-" and lane.options["repo_dir"] == str(git.repo)
     # the podman environment is kept, anything else (a token in the playbook's environment) is not
     assert lane.env == {"PATH": "/usr/bin", "CONTAINERS_CONF": "/c.conf"}
@@ -74,6 +75,7 @@ def test_service_only_changes_take_the_lane_anything_else_does_not(git, state):
     second = commit(git, {"services/web/compose.yaml": "b\n", "services/api/compose.yaml": "c\n"})
     lane, why = _lane.decide(str(state), str(git.repo), second, ARGS, "fp")
     assert lane is not None and why == "2 changed file(s), all under services/"
+    assert lane.changed is True, "a deploy is likely: the engine warms podman-compose up beside the plan"
     third = commit(git, {"local.yml": "--- # changed\n", "group_vars/all.yml": "x: 1\n", "services/web/compose.yaml": "d\n"})
     lane, why = _lane.decide(str(state), str(git.repo), third, ARGS, "fp")
     assert lane is None and why == "group_vars/all.yml and 1 more changed outside services/"

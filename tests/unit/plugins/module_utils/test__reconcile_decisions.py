@@ -18,6 +18,7 @@ import threading
 
 import pytest
 from ansible_collections.podops.gitops.plugins.module_utils._common import PodopsError
+from ansible_collections.podops.gitops.plugins.module_utils._podman import PodmanCompose
 from ansible_collections.podops.gitops.plugins.module_utils._reconcile import Options, Reconciler, RunResult
 from ansible_collections.podops.gitops.plugins.module_utils._state import ServiceFiles
 
@@ -110,9 +111,9 @@ def setup(tmp_path, git_repo, subprocess_env, monkeypatch):
     host = FakeHost(str(stand_in), subprocess_env)
     state = tmp_path / "state"
 
-    def run(check_mode: bool = False, **options) -> RunResult:
+    def run(check_mode: bool = False, warm_compose: bool = False, **options) -> RunResult:
         opts = Options(repo_dir=repo, state_dir=str(state), project_prefix=PREFIX, podman_executable=str(stand_in), compose_executable=str(stand_in), **options)
-        return Reconciler(opts, host, check_mode).run()
+        return Reconciler(opts, host, check_mode, warm_compose=warm_compose).run()
 
     return host, state, run
 
@@ -190,3 +191,26 @@ def test_a_failing_podman_is_told_before_a_broken_repo(setup):
 
     with pytest.raises(PodopsError, match="'podman ps' failed: Error: database is locked"):
         run(check_mode=True, services_dir="no-such-folder")
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_podman_compose_is_warmed_only_when_a_deploy_is_likely(setup, monkeypatch, warm):
+    """The fast lane saw the commit move: podman-compose's fork server starts beside the plan (in a thread of its
+    own); a plain no-op tick starts nothing."""
+    host, _state, run = setup
+    digest = run(check_mode=True).report["services"]["web"]["digest"]
+    host.add("web", digest)
+    started = []
+    done = threading.Event()
+
+    def fork_server(self):
+        started.append(threading.current_thread().name)
+        done.set()
+
+    monkeypatch.setattr(PodmanCompose, "fork_server", fork_server)
+
+    run(warm_compose=warm)
+
+    if warm:
+        assert done.wait(10)
+    assert started == (["podops-compose-warm"] if warm else [])
