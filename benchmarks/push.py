@@ -4,7 +4,7 @@ A private webhook shim (``webhook_burst.spawned_shim``) runs the real deploy com
 invocation, config and state folder bench.py's other scenarios use - and the harness plays the git host:
 
   recreate    commit the next release of the probe service, deliver a signed GitHub ``push`` of that commit;
-  blue-green  the same with the probe on strategy blue-green behind nginx (``Bench.blue_green_probe``);
+  blue-green  the same with the probe on strategy blue-green behind nginx (``scenarios.blue_green_probe``);
   package     the probe runs an image of a real registry on loopback (Debian's docker-registry); publish the next
               release of that image under the same tag, deliver a signed ``registry_package`` ``published`` event:
               the shim redeploys the services using the image (``podops-pull -e podops_service=<probe>``).
@@ -28,9 +28,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import bench
 import webhook_burst
-from bench import Bench, Podops, Poller, ScenarioError, Target, log, outage, sh, summarize, wait_served
+from envrepo import allocate_ports
+from report import fmt_stat, summarize
+from scenarios import blue_green_probe
+from serving import Poller, outage, wait_served
+from tools import IMAGE, Podops, ScenarioError, Target, command_key, cpu_counters, log, sh
+
+if t.TYPE_CHECKING:
+    from bench import Bench
 
 STRATEGIES = ("recreate", "blue-green", "package")
 # The issue's targets (#19 item 3), medians at N=100; the package event has none of its own.
@@ -53,7 +59,7 @@ class Registry:
     tests/integration/conftest.py's fixture starts it; ``registries_conf`` marks it insecure (plain HTTP)."""
 
     def __init__(self, base: Path, env: dict[str, str]):
-        self.port = bench.allocate_ports(1)[0]
+        self.port = allocate_ports(1)[0]
         self.host = f"127.0.0.1:{self.port}"
         (base / "data").mkdir(parents=True)
         config = base / "config.yml"
@@ -109,7 +115,7 @@ def measure_push(harness: Bench, tool: Podops, target: Target) -> None:
     }
     with webhook_burst.spawned_shim(env=tool.env, **shim_args) as (url, secret):
         entry["recreate"] = series(harness, tool, target, url, secret, "recreate", target.repo.probe_port, commit_change(target))
-        with harness.blue_green_probe(tool, target) as proxy_port:
+        with blue_green_probe(harness, tool, target) as proxy_port:
             entry["blue-green"] = series(harness, tool, target, url, secret, "blue-green", proxy_port, commit_change(target))
     entry["package"] = measure_package(harness, tool, target, shim_args)
 
@@ -150,7 +156,7 @@ def measure_package(harness: Bench, tool: Podops, target: Target, shim_args: dic
         source = f"localhost/{name}-build:{release}"
         folder = harness.work / f"image-{release}"
         folder.mkdir()
-        (folder / "Containerfile").write_text(f"FROM {bench.IMAGE}\nENV RELEASE={release}\n")
+        (folder / "Containerfile").write_text(f"FROM {IMAGE}\nENV RELEASE={release}\n")
         sh("podman", "build", "-q", "-t", source, str(folder), env=registry.env)
         built.append(source)
         return source
@@ -186,7 +192,7 @@ def remove_images(names: list[str], prefix: str, env: dict[str, str]) -> None:
     projects (``localhost/podops-previous/<project>_<service>``, by name only: one may name the demo image, which
     every other service runs). ``-f`` on the built images also removes the probe's containers that run them: only
     this prefix's, which the run's cleanup removes next anyway."""
-    keep = sh("podman", "image", "inspect", "--format", "{{.Id}}", bench.IMAGE, env=env, check=False).stdout.strip()
+    keep = sh("podman", "image", "inspect", "--format", "{{.Id}}", IMAGE, env=env, check=False).stdout.strip()
     listed = [line.split() for line in sh("podman", "images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}", env=env, check=False).stdout.splitlines()]
     ids = {image for name, image in (row for row in listed if len(row) == 2) if name in names and not keep.startswith(image)}
     previous = [row[0] for row in listed if len(row) == 2 and row[0].startswith(f"localhost/podops-previous/{prefix}")]
@@ -223,7 +229,7 @@ def one_change(harness: Bench, tool: Podops, target: Target, url: str, secret: b
     if poller.wait_for(old, time.monotonic() - 1, 30) is None:
         raise ScenarioError(f"{repo.probe} does not serve {old} before the change")
     wanted = change()
-    busy, total = bench.cpu_counters()
+    busy, total = cpu_counters()
     sent_wall, sent = time.time(), time.monotonic()
     status, answer = webhook_burst.deliver(url, secret, wanted.event, wanted.payload)
     answered = time.monotonic()
@@ -237,7 +243,7 @@ def one_change(harness: Bench, tool: Podops, target: Target, url: str, secret: b
     if served is None or run["status"] not in ("changed", "ok"):
         what = f"shim run {run['id']}: {run['status']}, {run.get('error')}"
         raise ScenarioError(f"{repo.probe} did not serve {wanted.expected!r} ({what}): {run.get('log', '')[-1500:]}")
-    busy_after, total_after = bench.cpu_counters()
+    busy_after, total_after = cpu_counters()
     finished = parse_utc(run.get("finished")) or time.time()
     until = sent + (finished - sent_wall)
     time.sleep(0.2)  # a few more samples after the run's end: flaps count
@@ -263,7 +269,7 @@ def traced_phases(trace: Path, sent_wall: float, line: dict[str, t.Any]) -> dict
         with contextlib.suppress(ValueError, IndexError):
             start, stop = float(parts[0]) - sent_wall, float(parts[1]) - sent_wall
             if start >= 0 and (end is None or stop <= end + 0.5):
-                calls.append((start, stop, bench.command_key(parts[3], parts[4].split() if len(parts) > 4 else [])))
+                calls.append((start, stop, command_key(parts[3], parts[4].split() if len(parts) > 4 else [])))
     fetches = [stop for start, stop, key in calls if key == "git fetch"]
     ups = [(start, stop) for start, stop, key in calls if key == "podman-compose up"]
     samples = [stop for start, stop, key in calls if key == "podman healthcheck run"]
@@ -317,8 +323,8 @@ def markdown_rows(res: dict[str, t.Any]) -> list[str]:
             stats = entry.get(strategy)
             if not stats:
                 continue
-            rows.append(f"| {LABELS[strategy]}: delivery to served | {size} | {bench.fmt_stat(stats['served_s'])} | - | - |")
-            rows.append(f"| {LABELS[strategy]}: failed requests (20 ms polling) | {size} | {bench.fmt_stat(stats['failed_requests'], '', 0)} | - | - |")
+            rows.append(f"| {LABELS[strategy]}: delivery to served | {size} | {fmt_stat(stats['served_s'])} | - | - |")
+            rows.append(f"| {LABELS[strategy]}: failed requests (20 ms polling) | {size} | {fmt_stat(stats['failed_requests'], '', 0)} | - | - |")
     return rows
 
 
