@@ -344,10 +344,12 @@ class Podman:
         lines = [line for line in (out or "").splitlines() + (err or "").splitlines() if line.strip()]
         return lines[-tail:]
 
-    def remove_project(self, project: str, stop_timeout: int = 10) -> list[str]:
-        """Remove the containers, pod and networks of one compose project; never its volumes."""
+    def remove_project(self, project: str, stop_timeout: int = 10, known: bool = False) -> list[str]:
+        """Remove the containers, pod and networks of one compose project; never its volumes. ``known``: its
+        containers as podops last saw them (``known_containers``: the plan's listing for a project this run has
+        not touched yet) instead of a listing of their own."""
         removed = []
-        ids = [c.id for c in self.containers(LABEL_COMPOSE_PROJECT, project)]
+        ids = [c.id for c in (self.known_containers(project) if known else self.containers(LABEL_COMPOSE_PROJECT, project))]
         if ids:
             try:
                 removed += self.remove(ids, stop_timeout, TIMEOUT_DEFAULTS["down"])

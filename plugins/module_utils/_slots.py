@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 import typing as t
 
 from ._common import LABEL_SLOT
@@ -77,7 +76,7 @@ class ComposeSlots:
         name = ServiceFiles(self.deployer.state_dir, self.name).unit(slot)
         # The standby serves nothing: whatever an interrupted switch left of it goes, so it starts clean
         # (its containers would keep mounts of the copy replaced below).
-        self.stop(slot)
+        self.stop(slot, known=True)
         project, vault = self.project, None
         if self.source is not None and self.source.vault:
             vault = self.source  # decrypted into the runtime folder (tmpfs), one copy per slot
@@ -93,12 +92,14 @@ class ComposeSlots:
             self.failure = self.deployer.failure_log(exc, project)
             raise
 
-    def stop(self, slot: str) -> None:
-        self.deployer.podman.remove_project(self.project_name(slot), stop_timeout=self.stop_timeout)
+    def stop(self, slot: str, known: bool = False) -> None:
+        """Remove the slot's project (``known``: its containers as the plan saw them, when this run has not
+        touched it since; else listed now)."""
+        self.deployer.podman.remove_project(self.project_name(slot), stop_timeout=self.stop_timeout, known=known)
 
     def is_running(self, slot: str) -> bool:
-        containers = self.deployer.podman.project_containers(self.project_name(slot), not_before=time.monotonic())
-        return any(c.state == "running" for c in containers)
+        """Whether the slot runs, as podops last saw it (the plan's listing, unless this run changed it since)."""
+        return any(c.state == "running" for c in self.deployer.podman.known_containers(self.project_name(slot)))
 
 
 def remove_slots(podman: Podman, state_dir: str, name: str, project_name: str, keep_marker: bool = False) -> list[str]:

@@ -443,3 +443,19 @@ def test_remove_failure_names_podmans_reason(executable):
         Podman(runner, executable("podman")).remove_containers(["x"])
 
     assert str(err.value) == "could not remove x: Error: container x1 is in use by an outside container"
+
+
+def test_removing_a_project_the_plan_listed_empty_lists_nothing_again(podman_ps_entries, executable):
+    """A blue-green standby that nothing runs: its removal before the slot starts needs no ps of its own (the plan's
+    host-wide ps showed it empty); its pod and networks are still looked for."""
+    runner = FakeRunner({"ps": (0, json.dumps(podman_ps_entries[:1]), ""), "pod": (0, "", ""), "network": (0, "", "")})
+    podman = Podman(runner, executable("podman"))
+    podman.containers(label=None)  # the plan's host-wide ps
+
+    assert podman.remove_project("t1web-b", known=True) == []
+    assert [call[1] for call in runner.calls] == ["ps", "pod", "network"]
+
+    runner.answers["ps"] = (0, "[]", "")
+    podman.remove_project("t1web-b")  # without known (prune): a listing of its own
+    assert [call[1] for call in runner.calls[3:]] == ["ps", "pod", "network"]
+    assert runner.calls[3][-2:] == ["--filter", "label=io.podman.compose.project=t1web-b"]
