@@ -19,9 +19,13 @@ more than the reconcile itself. So:
    when all of this holds, and runs the full playbook otherwise (saying why):
    - the lane record exists and is younger than ``fast_lane_max_age`` (a full run at least that often
      applies everything else the playbook does: registry logins, the webhook shim, your own plays);
-   - the collection and podops-pull's arguments (apart from the trigger and the run ID) are unchanged;
+   - the collection and podops-pull's arguments (apart from the trigger, the run ID and a redeploy's
+     ``podops_service``) are unchanged;
    - every file that changed between the recorded commit and the new one is under the services folder;
    - the engine needs no vault plaintext (it stops before changing anything when it would).
+
+A redeploy (``-e podops_service=NAME``: the webhook's package and release events) takes the same lane: the
+engine redeploys that one service with fresh images, with the options the last full run used.
 
 A failed playbook run forgets the lane, so the next run is a full one again.
 """
@@ -215,8 +219,10 @@ def process_runner(env: t.Mapping[str, str]) -> t.Callable[..., tuple[int, str, 
     return run
 
 
-def run(lane: Lane, trigger: str, run_id: str, environ: t.Mapping[str, str]) -> t.Any:
-    """The reconcile of a lane, in this process, under the host lock the caller holds.
+def run(lane: Lane, trigger: str, run_id: str, environ: t.Mapping[str, str], service: str | None = None) -> t.Any:
+    """The reconcile of a lane, in this process, under the host lock the caller holds; with ``service``, the
+    redeploy of that one service with fresh images (what ``-e podops_service=NAME`` runs through the playbook),
+    with the settings of the last full run.
 
     Returns the engine's result, or None when the run needs ansible-vault plaintext (nothing was changed:
     the caller runs the playbook instead). Raises PodopsError like the module fails.
@@ -231,11 +237,11 @@ def run(lane: Lane, trigger: str, run_id: str, environ: t.Mapping[str, str]) -> 
     env.pop("INVOCATION_ID", None)
     if os.environ.get(LOCK_ENV) != "1":
         raise PodopsError("the fast lane runs only under the host lock podops-pull holds")
-    options = Options(trigger=trigger, run_id=run_id, fast_lane=True, **lane.options)
+    options = Options(trigger=trigger, run_id=run_id, fast_lane=True, redeploy=service, **lane.options)
     # The notifications and commit status the last full run was given (secret, so not in the lane record).
     options.notify = load_settings(options.state_dir)
     # The module found podman and podman-compose with its own PATH (the lane's env), not this process's.
     options.podman_executable = find_executable("podman", options.podman_executable, path=env.get("PATH"))
     options.compose_executable = find_executable("podman-compose", options.compose_executable, path=env.get("PATH"))
-    result = Reconciler(options, process_runner(env), warm_compose=lane.changed).run()
+    result = Reconciler(options, process_runner(env), warm_compose=lane.changed or service is not None).run()
     return None if result.vault_needed is not None else result

@@ -150,3 +150,33 @@ def test_lane_off_runs_the_playbook_every_time(host: Host, repo: EnvRepo, tmp_pa
         assert "fast lane (" not in proc.stdout
         assert "ansible-playbook" in proc.stdout
     assert not (host.state_dir / "fast-lane.json").exists()
+
+
+def test_a_redeploy_takes_the_lane_with_the_last_full_runs_settings(host: Host, repo: EnvRepo, tmp_path: Path):
+    """-e podops_service=NAME (what the webhook runs for a package or release event) skips ansible-playbook when the
+    lane is open: only that service is reconciled, with the prefix of the last full run; the lane stays open."""
+    port = free_port()
+    repo.add_web("web", port, "v1")
+    repo.add_web("api", free_port(), "api v1")
+    repo.commit("two services")
+    pull = Pull(host, repo, tmp_path)
+    assert pull().returncode == 0
+    api_ids = host.ids("api")
+
+    redeploy = pull("-e", "podops_service=web", trigger="webhook")
+
+    assert redeploy.returncode == 0, redeploy.stdout + redeploy.stderr
+    assert path_taken(redeploy) == "fast lane (no new commit since the last run), redeploying web"
+    assert "ansible-playbook" not in redeploy.stdout
+    last = report(host)
+    assert sorted(last["services"]) == ["web"], "only the service asked for"
+    assert last["fast_lane"] is True and last["trigger"] == "webhook"
+    assert {c["Labels"]["io.podman.compose.project"] for c in host.containers("web")} == {f"{host.prefix}web"}
+    assert http_get(port) == "v1"
+    assert host.ids("api") == api_ids
+    assert path_taken(pull()) == "fast lane (no new commit since the last run)", "the lane is still open"
+
+    refused = pull("-e", "podops_service=nope", trigger="webhook")
+    assert refused.returncode != 0
+    assert "podops_service 'nope' is not a service of this env repo. Services: api, web" in refused.stderr
+    assert host.ids("api") == api_ids

@@ -276,12 +276,13 @@ def playbook_argv(config: dict[str, t.Any], args: list[str], run_id: str, passed
 
 
 def lane_args(args: list[str]) -> list[str]:
-    """podops-pull's pass-through arguments without the trigger and the run ID, which change every run."""
+    """podops-pull's pass-through arguments without the trigger, the run ID and the service of a redeploy, which
+    change from run to run (a redeploy takes the fast lane the last full run opened, with the same settings)."""
     kept: list[str] = []
     index = 0
     while index < len(args):
         arg = args[index]
-        if arg in ("-e", "--extra-vars") and index + 1 < len(args) and re.match(r"^podops_(trigger|run_id)=[^\s]*$", args[index + 1]):
+        if arg in ("-e", "--extra-vars") and index + 1 < len(args) and re.match(r"^podops_(trigger|run_id|service)=[^\s]*$", args[index + 1]):
             index += 2
             continue
         kept.append(arg)
@@ -358,12 +359,13 @@ def load_lane(config: dict[str, t.Any]) -> t.Any:
     return _lane
 
 
-def run_lane(lane_module: t.Any, lane: t.Any, config: dict[str, t.Any], trigger: str, run_id: str) -> int | None:
-    """The reconcile without ansible-playbook; None when it needs the playbook after all (vault files)."""
+def run_lane(lane_module: t.Any, lane: t.Any, config: dict[str, t.Any], trigger: str, run_id: str, service: str | None = None) -> int | None:
+    """The reconcile (``service``: the redeploy of that one) without ansible-playbook; None when it needs the
+    playbook after all (vault files)."""
     os.environ["PODOPS_LOCK_HELD"] = "1"  # this process holds the host lock
     env = child_env(config)
     try:
-        result = lane_module.run(lane, trigger, run_id, env)
+        result = lane_module.run(lane, trigger, run_id, env, service=service)
     except Exception as exc:  # noqa: BLE001 - PodopsError (a run report was written) or a bug: both are reported
         if not isinstance(exc, lane_module.PodopsError):
             log(f"run {run_id}: the fast lane failed unexpectedly ({type(exc).__name__}: {exc}); running the playbook instead")
@@ -524,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"podops-pull: error: {exc}", file=sys.stderr, flush=True)
         write_failed_report(core, state_dir, run_id, trigger, started, str(exc), config)
         return EXIT_ERROR
-    lane_module = load_lane(config) if service is None else None
+    lane_module = load_lane(config)
     kept_args = lane_args(args)
     progress = os.path.join(state_dir, core.report.PROGRESS_FILE)
     fingerprint = ""
@@ -532,9 +534,9 @@ def main(argv: list[str] | None = None) -> int:
         fingerprint = lane_module.collection_fingerprint()
         lane, why = lane_module.decide(state_dir, config["repo_dir"], commit, kept_args, fingerprint, max_age(config))
         if lane is not None:
-            log(f"run {run_id}: fast lane ({why})")
+            log(f"run {run_id}: fast lane ({why})" + (f", redeploying {service}" if service is not None else ""))
             with ProgressTail(progress, run_id):
-                rc = run_lane(lane_module, lane, config, trigger, run_id)
+                rc = run_lane(lane_module, lane, config, trigger, run_id, service)
             if rc is not None:
                 summarize(state_dir, run_id, failures=False)  # the lane printed the engine's summary already
                 return rc
@@ -547,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     summarize(state_dir, run_id)
     if result.returncode != 0:
         print(f"podops-pull: error: the reconcile failed (ansible-playbook exit {result.returncode}); see the output above", file=sys.stderr, flush=True)
-    if lane_module is not None:
+    if lane_module is not None and service is None:  # a redeploy's playbook run records no engine call to replay
         if result.returncode == 0:
             why_not = lane_module.promote(state_dir, run_id, commit, kept_args, fingerprint)
             if why_not:

@@ -23,12 +23,14 @@ spec.loader.exec_module(podops_pull)
         (["-e", '{"podops_project_prefix": "p-"}', "-e", "podops_trigger=timer"], ["-e", '{"podops_project_prefix": "p-"}']),
         # anything else stays, so it makes the arguments differ from the last full run's
         (["-e", "podops_trigger=timer podops_prune=true"], ["-e", "podops_trigger=timer podops_prune=true"]),
-        (["-e", "podops_service=web", "-v"], ["-e", "podops_service=web", "-v"]),
+        # a redeploy's service: the package event takes the lane the last full run opened
+        (["-e", "podops_service=web", "-v"], ["-v"]),
+        (["-e", "podops_service=web podops_prune=true"], ["-e", "podops_service=web podops_prune=true"]),
         (["--extra-vars", "podops_run_id=x"], []),
         (["-e"], ["-e"]),
     ],
 )
-def test_lane_args_drop_only_the_trigger_and_the_run_id(args, kept):
+def test_lane_args_drop_only_the_trigger_the_run_id_and_the_service(args, kept):
     assert podops_pull.lane_args(args) == kept
 
 
