@@ -86,9 +86,10 @@ class Plan:
     def by_action(self, action: str) -> list[PlanItem]:
         return [item for item in self.items.values() if item.action == action]
 
-    @property
-    def changes(self) -> bool:
-        return any(item.action in (DEPLOY, ORPHANED) for item in self.items.values())
+    def would_change(self, prune: bool) -> bool:
+        """What a real run's verdict would say of ``changed`` for this plan: a deploy, or an orphan it prunes (an
+        orphan that is kept changes nothing; see ``_report.CHANGED_ACTIONS``)."""
+        return any(item.action == DEPLOY or (prune and item.action == ORPHANED) for item in self.items.values())
 
 
 def project_name(prefix: str, service: str, compose_name: str | None = None) -> str:

@@ -14,7 +14,9 @@ description:
   - Computes the same plan as M(podops.gitops.compose_deploy) - for every service folder of the env repo whether it
     would be deployed, left unchanged, or is orphaned, with the reason and the changed files - and changes nothing.
   - One pass over all services (one C(git ls-files), one C(podman ps)); cheap enough to run on every webhook.
-  - C(changed) is V(true) when a reconcile would change something, so C(--check) runs show it.
+  - C(changed) is V(true) when a reconcile with the same O(prune) would change something (a service to deploy,
+    or with O(prune=true) an orphan to remove), as M(podops.gitops.compose_deploy) in check mode says, so
+    C(--check) runs show it. Image updates of unchanged services are not planned here.
 author:
   - podops.gitops contributors (@podops)
 extends_documentation_fragment:
@@ -26,6 +28,12 @@ options:
     type: list
     elements: str
     default: []
+  prune:
+    description:
+      - Whether the reconcile this plan is for removes the services that left the repo (as O(podops.gitops.compose_deploy#module:prune)).
+        With V(false) an orphan is reported but does not make the plan C(changed).
+    type: bool
+    default: false
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -85,7 +93,7 @@ from ..module_utils._reconcile import compute_plan, plan_diff, vault_needed
 
 
 def main() -> None:
-    argument_spec = dict(COMMON_ARGSPEC, services={"type": "list", "elements": "str", "default": []})
+    argument_spec = dict(COMMON_ARGSPEC, services={"type": "list", "elements": "str", "default": []}, prune={"type": "bool", "default": False})
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_YAML:
         module.fail_json(msg=missing_required_lib("PyYAML"), exception=str(YAML_IMPORT_ERROR))
@@ -101,12 +109,12 @@ def main() -> None:
     for warning in plan.warnings:
         module.warn(warning)
     result = {
-        "changed": plan.changes,
+        "changed": plan.would_change(options.prune),
         "plan": {name: item.as_dict() for name, item in plan.items.items()},
         "commit": plan.commit,
     }
     if module._diff:
-        result["diff"] = {"prepared": plan_diff(plan, prune=False)}
+        result["diff"] = {"prepared": plan_diff(plan, prune=options.prune)}
     module.exit_json(**result)
 
 

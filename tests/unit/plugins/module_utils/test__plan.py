@@ -11,7 +11,7 @@ import shutil
 import pytest
 from ansible_collections.podops.gitops.plugins.module_utils._common import PodopsError
 from ansible_collections.podops.gitops.plugins.module_utils._digest import digest_of
-from ansible_collections.podops.gitops.plugins.module_utils._plan import PlanItem, make_plan, project_name, select
+from ansible_collections.podops.gitops.plugins.module_utils._plan import Plan, PlanItem, make_plan, project_name, select
 from ansible_collections.podops.gitops.plugins.module_utils._state import ServiceRecord
 
 WEB_COMPOSE = """\
@@ -126,7 +126,7 @@ def test_new_services_are_deployed(repo, git, plan_of, runner):
     assert web.files[".env"] == "missing"
     assert (web.rel_dir, web.service_dir) == ("services/web", os.path.join(repo, "services", "web"))
     assert plan.commit == git(repo, "rev-parse", "HEAD").strip()
-    assert plan.changes is True
+    assert plan.would_change(prune=False) is True
     assert plan.warnings == []
     assert [argv for argv in runner.calls if "ls-files" in argv] == [
         ["git", "-c", f"safe.directory={os.path.realpath(repo)}", "-C", repo, "ls-files", "-z", "--cached", "--", "services"]
@@ -143,7 +143,7 @@ def test_deployed_and_running_services_are_unchanged(repo, plan_of, make_contain
     assert {name: (item.action, item.reason) for name, item in plan.items.items()} == {"db": ("unchanged", "unchanged"), "web": ("unchanged", "unchanged")}
     assert plan.items["web"].previous_digest == plan.items["web"].digest == first.specs["web"].digest
     assert plan.items["web"].changed_files == []
-    assert plan.changes is False
+    assert plan.would_change(prune=False) is False and plan.would_change(prune=True) is False
 
 
 def test_edited_tracked_file_is_a_change(repo, plan_of, make_container):
@@ -290,7 +290,18 @@ def test_service_that_left_the_repo_is_orphaned(repo, plan_of):
 
     assert list(plan.items) == ["db", "gone", "web"]
     assert plan.items["gone"] == PlanItem(name="gone", action="orphaned", reason="removed", project_name="gone-project", previous_digest="a" * 64)
-    assert plan.changes is True
+    assert plan.would_change(prune=False) is True  # db and web are new
+
+
+def test_an_orphan_changes_something_only_when_it_is_pruned():
+    """service_plan's changed says what a run's verdict would: a kept orphan changes nothing (compose_deploy --check
+    agrees), a pruned one does."""
+    orphan = PlanItem(name="gone", action="orphaned", reason="removed", project_name="gone")
+    unchanged = PlanItem(name="web", action="unchanged", reason="unchanged", project_name="web")
+    plan = Plan(commit=None, items={"gone": orphan, "web": unchanged}, specs={}, live={})
+
+    assert plan.would_change(prune=False) is False
+    assert plan.would_change(prune=True) is True
 
 
 def test_labelled_project_without_state_is_orphaned(repo, plan_of, make_container):

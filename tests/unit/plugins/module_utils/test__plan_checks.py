@@ -304,7 +304,7 @@ def test_plan_without_orphans_reports_only_the_repo_services(shop, tmp_path, run
 
     assert {name: item.action for name, item in with_orphans.items.items()} == {"gone": "orphaned", "legacy": "orphaned", "shop": "deploy"}
     assert {name: item.action for name, item in without.items.items()} == {"shop": "deploy"}
-    assert without.changes is True
+    assert without.would_change(prune=False) is True
     assert sorted(without.live) == ["gone", "legacy"]
 
 

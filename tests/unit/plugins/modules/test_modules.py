@@ -63,6 +63,15 @@ def test_service_plan_is_read_only(env_repo, tmp_path, capsys):
     assert not state.exists()
 
 
+def test_service_plan_takes_prune_as_compose_deploy_does(env_repo, tmp_path, capsys):
+    state = tmp_path / "state"
+    result = run_module(service_plan, {"repo_dir": str(env_repo), "state_dir": str(state), "prune": True}, capsys, diff=True)
+    assert result["changed"] is True and result["plan"]["web"]["action"] == "deploy"
+    bad = run_module(service_plan, {"repo_dir": str(env_repo), "state_dir": str(state), "prune": "perhaps"}, capsys)
+    assert bad["failed"] is True and "prune" in bad["msg"]
+    assert not state.exists()
+
+
 @pytest.mark.parametrize("name", ["../x", "a/b", "", "nope"])
 def test_image_update_refuses_bad_names(env_repo, tmp_path, capsys, name):
     result = run_module(image_update, {"repo_dir": str(env_repo), "state_dir": str(tmp_path / "state"), "service": name}, capsys)
