@@ -195,35 +195,26 @@ def test_wait_returns_after_consecutive_good_samples(ps_entry):
     assert podman.healthchecks == [WEB_ID] * 3
 
 
-def test_the_interval_runs_from_one_samples_start_to_the_next(ps_entry):
-    """A sample's own podman calls (0.2 s here) count towards the interval: samples are 0.5 s apart, not 0.7 s."""
+@pytest.mark.parametrize(
+    ("sample_cost", "sleep"),
+    [
+        (0.2, 0.3),  # a sample's own podman calls count towards the interval: samples 0.5 s apart, not 0.7 s
+        (2.0, 0.0),  # a sample slower than the interval is followed at once
+    ],
+)
+def test_the_interval_runs_from_one_samples_start_to_the_next(ps_entry, sample_cost, sleep):
     fake = FakeClock()
     podman = FakePodman([[ps_entry("healthy")]], [True])
     healthcheck = podman.healthcheck
 
     def slow_healthcheck(container_id, timeout=None):
-        fake.now += 0.2
+        fake.now += sample_cost
         return healthcheck(container_id, timeout)
 
     podman.healthcheck = slow_healthcheck
 
     assert wait(podman, fake, samples=2) == 2
-    assert fake.sleeps == [pytest.approx(0.3)]
-
-
-def test_a_sample_slower_than_the_interval_is_followed_at_once(ps_entry):
-    fake = FakeClock()
-    podman = FakePodman([[ps_entry("healthy")]], [True])
-    healthcheck = podman.healthcheck
-
-    def slow_healthcheck(container_id, timeout=None):
-        fake.now += 2.0
-        return healthcheck(container_id, timeout)
-
-    podman.healthcheck = slow_healthcheck
-
-    assert wait(podman, fake, samples=2) == 2
-    assert fake.sleeps == [0.0]
+    assert fake.sleeps == [pytest.approx(sleep)]
 
 
 def test_wait_counts_only_consecutive_good_samples(ps_entry):
