@@ -8,6 +8,7 @@ PRIVATE to the podops.gitops collection: no API guarantee for other code.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -347,24 +348,31 @@ class Podman:
     def remove_project(self, project: str, stop_timeout: int = 10, known: bool = False) -> list[str]:
         """Remove the containers, pod and networks of one compose project; never its volumes. ``known``: its
         containers as podops last saw them (``known_containers``: the plan's listing for a project this run has
-        not touched yet) instead of a listing of their own."""
-        removed = []
-        ids = [c.id for c in (self.known_containers(project) if known else self.containers(LABEL_COMPOSE_PROJECT, project))]
-        if ids:
-            try:
-                removed += self.remove(ids, stop_timeout, TIMEOUT_DEFAULTS["down"])
-            except PodopsError as exc:
-                raise PodopsError(f"could not remove the containers of {project}: {exc}") from exc
-            finally:
-                self.touched(project)
+        not touched yet) instead of a listing of their own. The project's pod and networks are listed in two threads
+        beside the containers' removal (neither listing depends on it), and removed after it."""
         limit = TIMEOUT_DEFAULTS["podman"]
-        rc, out, _err = self.run([self.executable, "pod", "ps", "-q", "--filter", f"name=^pod_{project}$"], timeout=limit)
-        for pod in out.split():
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="podops-leftovers") as pool:
+            pods = pool.submit(self._ids, ["pod", "ps", "-q", "--filter", f"name=^pod_{project}$"], limit)
+            networks = pool.submit(self._ids, ["network", "ls", "-q", "--filter", f"label={LABEL_COMPOSE_PROJECT}={project}"], limit)
+            ids = [c.id for c in (self.known_containers(project) if known else self.containers(LABEL_COMPOSE_PROJECT, project))]
+            removed = []
+            if ids:
+                try:
+                    removed += self.remove(ids, stop_timeout, TIMEOUT_DEFAULTS["down"])
+                except PodopsError as exc:
+                    raise PodopsError(f"could not remove the containers of {project}: {exc}") from exc
+                finally:
+                    self.touched(project)
+        for pod in pods.result():
             self.run([self.executable, "pod", "rm", "-f", pod], timeout=TIMEOUT_DEFAULTS["down"])
-        rc, out, _err = self.run([self.executable, "network", "ls", "-q", "--filter", f"label={LABEL_COMPOSE_PROJECT}={project}"], timeout=limit)
-        for network in out.split():
+        for network in networks.result():
             self.run([self.executable, "network", "rm", network], timeout=limit)
         return removed
+
+    def _ids(self, args: list[str], timeout: float) -> list[str]:
+        """The IDs a ``podman ... -q`` listing prints; a listing that fails finds nothing to remove."""
+        _rc, out, _err = self.run([self.executable, *args], timeout=timeout)
+        return out.split()
 
 
 class PodmanCompose:

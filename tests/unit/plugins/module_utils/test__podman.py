@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -412,6 +413,37 @@ def test_remove_project_with_depends_on_removes_dependents_first(chain_entries, 
     assert all(call[2:6] == ["-f", "--ignore", "-t", "3"] for call in runner.calls if call[1] == "rm"), "every rm keeps its stop time limit"
 
 
+def test_remove_project_lists_pod_and_networks_beside_the_removal_and_removes_them_after_it(podman_ps_entries, executable):
+    """The pod and network listings do not wait for the containers' stop (they run in threads of their own), and
+    the pod and networks go only once the containers are gone."""
+    calls: list[tuple[str, list[str]]] = []
+    lock = threading.Lock()
+
+    def runner(argv, cwd=None, timeout=None):
+        with lock:
+            calls.append((threading.current_thread().name, list(argv[1:3])))
+        if argv[1:3] == ["pod", "ps"]:
+            return 0, "pod1\n", ""
+        if argv[1:3] == ["network", "ls"]:
+            return 0, "net1\nnet2\n", ""
+        if argv[1] == "ps":
+            return 0, json.dumps(podman_ps_entries[:1]), ""
+        if argv[1:3] == ["container", "inspect"]:
+            return 0, json.dumps([{"Id": argv[-1], "Dependencies": []}]), ""
+        return 0, "", ""
+
+    podman = Podman(runner, executable("podman"))
+    assert podman.remove_project("t1web") == [podman_ps_entries[0]["Id"]]
+
+    caller = threading.current_thread().name
+    listed = {tuple(verb): thread for thread, verb in calls if verb in (["pod", "ps"], ["network", "ls"])}
+    assert set(listed) == {("pod", "ps"), ("network", "ls")}
+    assert caller not in listed.values()
+    order = [verb for _thread, verb in calls if verb not in (["pod", "ps"], ["network", "ls"])]
+    assert [verb[0] for verb in order[-5:]] == ["stop", "rm", "pod", "network", "network"]
+    assert order[-3:] == [["pod", "rm"], ["network", "rm"], ["network", "rm"]]
+
+
 def test_removing_a_chain_in_one_rm_is_what_podman_refuses(chain_entries):
     """The fake behaves like podman: the old single ``podman rm -f a b c`` fails and leaves a and b."""
     runner = ScriptedPodman(chain_entries)
@@ -453,9 +485,10 @@ def test_removing_a_project_the_plan_listed_empty_lists_nothing_again(podman_ps_
     podman.containers(label=None)  # the plan's host-wide ps
 
     assert podman.remove_project("t1web-b", known=True) == []
-    assert [call[1] for call in runner.calls] == ["ps", "pod", "network"]
+    assert sorted(call[1] for call in runner.calls) == ["network", "pod", "ps"]
 
     runner.answers["ps"] = (0, "[]", "")
     podman.remove_project("t1web-b")  # without known (prune): a listing of its own
-    assert [call[1] for call in runner.calls[3:]] == ["ps", "pod", "network"]
+    assert sorted(call[1] for call in runner.calls[3:]) == ["network", "pod", "ps"]
+    runner.calls[3:] = sorted(runner.calls[3:], key=lambda call: call[1] != "ps")
     assert runner.calls[3][-2:] == ["--filter", "label=io.podman.compose.project=t1web-b"]
