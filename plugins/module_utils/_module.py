@@ -150,6 +150,7 @@ def _compose_slots(module: t.Any, params: t.Mapping[str, t.Any], state_dir: str,
     from ._digest import digest_of, file_map, walk_files
     from ._podman import Podman, PodmanCompose
     from ._slots import ComposeSlots, slot_version
+    from ._state import TOOLS_FILE
 
     src = params["project_src"]
     if not os.path.isdir(src):
@@ -168,9 +169,9 @@ def _compose_slots(module: t.Any, params: t.Mapping[str, t.Any], state_dir: str,
         slots={"ports": config.ports, "stop_timeout": params["stop_timeout"]},
     )
     podman = Podman(runner, params.get("podman_executable"))
-    podman.check_version()
+    podman.check_version(os.path.join(state_dir, TOOLS_FILE))
     compose = PodmanCompose(runner, params.get("compose_executable"))
-    compose.check_version(os.path.join(state_dir, "tools.json"))
+    compose.check_version(os.path.join(state_dir, TOOLS_FILE))
     deployer = Deployer(podman, compose, state_dir, "", None, src)
     if module.check_mode:  # nothing is pulled: the version from the images present
         refs = project.service_images()

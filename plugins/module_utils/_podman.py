@@ -197,13 +197,21 @@ class Podman:
             else:
                 self._changed[project] = now
 
-    def check_version(self) -> tuple[int, ...]:
+    def check_version(self, cache_file: str | None = None) -> tuple[int, ...]:
+        """podman's version, checked against the minimum; with ``cache_file`` (``<state dir>/tools.json``) the
+        answer is kept by the executable's path, size and mtime, so a run starts no ``podman --version`` until
+        podman is replaced."""
+        cached = cached_version(cache_file, self.executable, MIN_PODMAN_VERSION) if cache_file else None
+        if cached is not None:
+            return cached
         rc, out, err = self.run([self.executable, "--version"], timeout=TIMEOUT_DEFAULTS["podman"])
         version = parse_version(out)
         if rc != 0 or not version:
             raise PodopsError(f"'{self.executable} --version' failed: {last_lines(err or out)}")
         if version < MIN_PODMAN_VERSION:
             raise PodopsError(f"podman {version_str(version)} is too old: podops needs podman >= {version_str(MIN_PODMAN_VERSION)}. Upgrade podman.")
+        if cache_file:
+            remember_version(cache_file, self.executable, version)
         return version
 
     def containers(self, label: str | None = LABEL_SERVICE, project: str | None = None) -> list[Container]:
@@ -375,6 +383,46 @@ class Podman:
         return out.split()
 
 
+def _identity(executable: str) -> str:
+    real = os.path.realpath(executable)
+    info = os.stat(real)
+    return f"{real}:{info.st_size}:{info.st_mtime_ns}"
+
+
+def cached_version(cache_file: str, executable: str, minimum: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The version ``remember_version`` kept for this very executable (same path, size and mtime), or None."""
+    try:
+        with open(cache_file, encoding="utf-8") as handle:
+            cached = json.load(handle).get(_identity(executable))
+    except (OSError, ValueError, AttributeError):
+        return None
+    version = tuple(cached) if isinstance(cached, list) and all(isinstance(part, int) for part in cached) else None
+    return version if version and version >= minimum else None
+
+
+def remember_version(cache_file: str, executable: str, version: tuple[int, ...]) -> None:
+    """Keep ``version`` in ``cache_file`` (the state folder's tools.json) beside the other tools' entries;
+    entries of executables that changed since are dropped."""
+    try:
+        with open(cache_file, encoding="utf-8") as handle:
+            kept = json.load(handle)
+    except (OSError, ValueError):
+        kept = {}
+    kept = {key: value for key, value in (kept.items() if isinstance(kept, dict) else []) if _still(key)}
+    with contextlib.suppress(OSError):
+        kept[_identity(executable)] = list(version)
+        write_json(cache_file, kept)
+
+
+def _still(identity: str) -> bool:
+    """The executable of a tools.json key is still that file (same size and mtime)."""
+    path = identity.rsplit(":", 2)[0]
+    try:
+        return _identity(path) == identity
+    except OSError:
+        return False
+
+
 class PodmanCompose:
     def __init__(self, runner: Runner, executable: str | None = None):
         found = find_executable("podman-compose", executable)
@@ -439,7 +487,7 @@ class PodmanCompose:
         """podman-compose's version, checked against the minimum. ``podman-compose --version`` also runs
         podman (about 0.4 s), so the answer is cached in ``cache_file`` by the executable's path, size and mtime."""
         if self._version is None and cache_file:
-            self._version = self._cached_version(cache_file)
+            self._version = cached_version(cache_file, self.executable, MIN_PODMAN_COMPOSE_VERSION)
         if self._version is None:
             rc, out, err = self.run([self.executable, "--version"], timeout=TIMEOUT_DEFAULTS["podman"])
             version = compose_version(out)
@@ -452,25 +500,8 @@ class PodmanCompose:
                 )
             self._version = version
             if cache_file:
-                self._cache_version(cache_file, version)
+                remember_version(cache_file, self.executable, version)
         return self._version
-
-    def _identity(self) -> str:
-        info = os.stat(os.path.realpath(self.executable))
-        return f"{os.path.realpath(self.executable)}:{info.st_size}:{info.st_mtime_ns}"
-
-    def _cached_version(self, cache_file: str) -> tuple[int, ...] | None:
-        try:
-            with open(cache_file, encoding="utf-8") as handle:
-                cached = json.load(handle).get(self._identity())
-        except (OSError, ValueError, AttributeError):
-            return None
-        version = tuple(cached) if isinstance(cached, list) and all(isinstance(part, int) for part in cached) else None
-        return version if version and version >= MIN_PODMAN_COMPOSE_VERSION else None
-
-    def _cache_version(self, cache_file: str, version: tuple[int, ...]) -> None:
-        with contextlib.suppress(OSError):
-            write_json(cache_file, {self._identity(): list(version)})
 
     def base_args(
         self,

@@ -29,7 +29,7 @@ from ._plan import DEPLOY, ORPHANED, UNCHANGED, Plan, PlanItem, ServiceSpec, lis
 from ._podman import Podman, PodmanCompose
 from ._report import PROGRESS_FILE, RUN_ID_RE, TRIGGERS, Verdict, build_report, new_run_id, service_entry, verdict, write_report
 from ._slots import remove_slots
-from ._state import HostLock, ServiceFiles, ServiceRecord, SnapshotStore, StateStore, slot_of
+from ._state import TOOLS_FILE, HostLock, ServiceFiles, ServiceRecord, SnapshotStore, StateStore, slot_of
 
 PRUNED = "pruned"
 # Lines about long waits, appended while a run goes on (podops-pull prints them as they come; see podops_pull.py).
@@ -327,7 +327,7 @@ class Reconciler:
         options = self.options
         self.progress.start()
         podman = Podman(self.runner, options.podman_executable)
-        podman.check_version()
+        podman.check_version(os.path.join(options.state_dir, TOOLS_FILE))
         if self.warm_compose and not self.check_mode:
             self._warm_compose()
         plan, state = compute_plan(options, self.runner, podman)
@@ -437,7 +437,7 @@ class Reconciler:
         to_refresh = [plan.specs[item.name] for item in plan.by_action(UNCHANGED) if self._image_updates_for(plan.specs[item.name])]
         if to_deploy or to_refresh:
             compose = self.compose or PodmanCompose(self.runner, options.compose_executable)
-            compose.check_version(os.path.join(options.state_dir, "tools.json"))
+            compose.check_version(os.path.join(options.state_dir, TOOLS_FILE))
             deployer = Deployer(podman, compose, options.state_dir, options.project_prefix, plan.commit, options.repo_dir, options.secrets)
             deployer.progress = self.progress
             before = dict(state)  # what each service was when the run began (a rollback goes back to it)

@@ -37,6 +37,7 @@ LOCK_ENV = "PODOPS_LOCK_HELD"
 
 
 STATE_FILE = "state.json"  # <state_dir>/state.json: each service's ServiceRecord
+TOOLS_FILE = "tools.json"  # <state_dir>/tools.json: podman's and podman-compose's versions, by executable (_podman)
 SLOTS = ("a", "b")  # a blue-green service runs as two compose projects, <project>-a and <project>-b
 
 

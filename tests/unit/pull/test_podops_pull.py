@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,28 @@ def test_progress_lines_are_printed_as_the_engine_writes_them(tmp_path, capsys):
             handle.write("web: waiting for health for 10s of 60s (container web_1 is not healthy yet)\n")
             handle.write("half a li")
     assert capsys.readouterr().out.splitlines() == ["podops-pull: run r2: web: waiting for health for 10s of 60s (container web_1 is not healthy yet)"]
+
+
+def test_bytecode_cache_is_a_private_folder_under_ansible_home(tmp_path, monkeypatch):
+    """What podops-pull imports is compiled once into <ANSIBLE_HOME>/podops/pycache, also under
+    PYTHONDONTWRITEBYTECODE (sys.dont_write_bytecode), not beside the collection."""
+    monkeypatch.setattr(sys, "pycache_prefix", None)
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    home = tmp_path / "ansible-home"
+
+    path = podops_pull.bytecode_cache({"env": {"ANSIBLE_HOME": str(home)}})
+
+    assert path == str(home / "podops" / "pycache")
+    assert sys.pycache_prefix == path and sys.dont_write_bytecode is False
+    assert (home / "podops" / "pycache").stat().st_mode & 0o777 == 0o700
+
+
+def test_no_bytecode_cache_where_the_folder_cannot_be_made(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "pycache_prefix", None)
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("ANSIBLE_HOME", str(blocked))
+
+    assert podops_pull.bytecode_cache({}) == ""
+    assert sys.pycache_prefix is None and sys.dont_write_bytecode is True

@@ -103,6 +103,37 @@ def test_compose_version_cache_is_ignored_when_the_executable_changes(tmp_path, 
         assert list(json.load(handle).values()) == [[1, 7, 0]]
 
 
+def test_podman_version_is_cached_beside_podman_composes_until_podman_is_replaced(tmp_path, executable):
+    """Every run checked ``podman --version`` (a podman start, ~0.05 s of a no-op): it is kept in the same
+    tools.json as podman-compose's, by executable, and asked again once podman is another file."""
+    podman_exe, compose_exe = executable("podman"), executable("podman-compose")
+    cache = str(tmp_path / "tools.json")
+    PodmanCompose(FakeRunner({"--version": (0, COMPOSE_1_6_0, "")}), compose_exe).check_version(cache)
+    runner = FakeRunner({"--version": (0, "podman version 4.3.1\n", "")})
+
+    assert Podman(runner, podman_exe).check_version(cache) == (4, 3, 1)
+    assert Podman(runner, podman_exe).check_version(cache) == (4, 3, 1)
+    assert runner.calls == [[podman_exe, "--version"]]
+    with open(cache, encoding="utf-8") as handle:
+        assert sorted(json.load(handle).values()) == [[1, 6, 0], [4, 3, 1]]  # podman-compose's entry is kept
+
+    info = os.stat(podman_exe)
+    os.utime(podman_exe, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))  # the distribution upgraded podman
+    upgraded = FakeRunner({"--version": (0, "podman version 5.4.2\n", "")})
+    assert Podman(upgraded, podman_exe).check_version(cache) == (5, 4, 2)
+    with open(cache, encoding="utf-8") as handle:
+        assert sorted(json.load(handle).values()) == [[1, 6, 0], [5, 4, 2]]  # the old podman's entry is gone
+
+
+def test_a_too_old_podman_is_refused_and_not_cached(tmp_path, executable):
+    cache = tmp_path / "tools.json"
+    runner = FakeRunner({"--version": (0, "podman version 3.4.4\n", "")})
+
+    with pytest.raises(PodopsError, match=r"podman 3\.4\.4 is too old"):
+        Podman(runner, executable("podman")).check_version(str(cache))
+    assert not cache.exists()
+
+
 def test_compose_version_without_cache_file_runs_the_tool(executable):
     runner = FakeRunner({"--version": (0, COMPOSE_1_6_0, "")})
     compose = PodmanCompose(runner, executable("podman-compose"))
