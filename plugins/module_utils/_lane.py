@@ -151,6 +151,8 @@ class Lane:
 
 def changed_paths(repo_dir: str, old: str, new: str) -> list[str]:
     """Files that differ between two commits of the checkout (both must be in its object store)."""
+    if old == new:  # a tick at the commit of the last full run: nothing to ask git
+        return []
     rc, out, err = run_process(
         ["git", "-c", f"safe.directory={os.path.realpath(repo_dir)}", "-C", repo_dir, "diff", "--no-renames", "--name-only", "-z", old, new, "--"],
         timeout=TIMEOUT_DEFAULTS["podman"],

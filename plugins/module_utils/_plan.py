@@ -241,6 +241,8 @@ def under_any(rel: str, folders: t.Iterable[str]) -> bool:
 
 def check_vault_files(spec: ServiceSpec, secrets: Secrets) -> None:
     """Note the service's ansible-vault files; one the controller could not decrypt fails the service."""
+    if not secrets.seen:  # no vault file met while digesting, this service's included: no path to resolve
+        return
     failures: dict[str, list[str]] = {}
     for key in sorted(spec.files):
         path = os.path.realpath(os.path.join(spec.service_dir, key))

@@ -182,3 +182,14 @@ def test_process_runner_tells_the_compose_fork_server_its_environment():
     assert environment is not None
     # exactly what the runner gives a command: no INVOCATION_ID or anything else from this process
     assert environment({"EXTRA": "e"}) == {"PATH": "/usr/bin", "PODOPS_X": "1", "LC_ALL": "C", "LANG": "C", "EXTRA": "e"}
+
+
+def test_a_tick_at_the_last_full_runs_commit_asks_git_nothing(tmp_path, monkeypatch):
+    """Most ticks find the commit of the last full run: no ``git diff`` is started for them."""
+    started = []
+    monkeypatch.setattr(_lane, "run_process", lambda *args, **kwargs: started.append(args) or (0, "", ""))
+
+    assert _lane.changed_paths(str(tmp_path), "a" * 40, "a" * 40) == []
+    assert started == []
+    assert _lane.changed_paths(str(tmp_path), "a" * 40, "b" * 40) == []
+    assert len(started) == 1 and "diff" in started[0][0]
