@@ -14,6 +14,9 @@ file and line.
 from __future__ import annotations
 
 import collections
+import contextlib
+import hashlib
+import json
 import os
 import re
 import typing as t
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 
 from ._common import COMPOSE_FILE_NAMES, TIMEOUT_DEFAULTS, PodopsError
 from ._depends import merge_depends_on
+from ._state import write_json
 from ._switch import DEFAULT_UPSTREAM_TEMPLATE, SwitchConfig
 
 try:
@@ -306,14 +310,76 @@ def yaml_error_message(path: str, exc: Exception) -> str:
     return f"invalid YAML in {path}: {problem}"
 
 
-def load_yaml_file(path: str) -> t.Any:
+def load_yaml_file(path: str, cache: ParsedCompose | None = None) -> t.Any:
+    """The YAML document of ``path``; with ``cache``, a file of the same bytes as one parsed before is not parsed."""
     try:
         with open(path, "rb") as handle:
-            return yaml.load(handle, Loader=_Loader)  # noqa: S506 - SafeLoader/CSafeLoader
-    except yaml.YAMLError as exc:
-        raise PodopsError(yaml_error_message(os.path.basename(path), exc)) from exc
+            raw = handle.read()
     except OSError as exc:
         raise PodopsError(f"cannot read {path}: {exc.strerror}") from exc
+    known = cache.get(raw) if cache is not None else None
+    if known is not None:
+        return known
+    try:
+        data = yaml.load(raw, Loader=_Loader)  # noqa: S506 - SafeLoader/CSafeLoader
+    except yaml.YAMLError as exc:
+        raise PodopsError(yaml_error_message(os.path.basename(path), exc)) from exc
+    if cache is not None:
+        cache.put(raw, data)
+    return data
+
+
+COMPOSE_CACHE_FILE = "compose-cache.json"  # <state_dir>/compose-cache.json: see ParsedCompose
+
+
+class ParsedCompose:
+    """What PyYAML made of the compose files of the last plan, as JSON text by the sha256 of each file's bytes.
+
+    A no-op plan reads every service's compose file; building the YAML document was most of that, and
+    ``json.loads`` of the same document is a small part of it. Only documents JSON keeps exactly (string keys;
+    strings, numbers, booleans, null, lists, mappings) are kept: a document with dates, binary or integer keys
+    is parsed each time. Every ``get`` returns a new document (load_project's callers may change it). ``save``
+    keeps the entries this plan used, so edited files drop out."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.used: dict[str, str] = {}
+        self.added = False
+        try:
+            with open(path, encoding="utf-8") as handle:
+                loaded = json.load(handle)
+        except (OSError, ValueError):
+            loaded = {}
+        self.known = {k: v for k, v in loaded.items() if isinstance(v, str)} if isinstance(loaded, dict) else {}
+
+    def get(self, raw: bytes) -> t.Any:
+        key = hashlib.sha256(raw).hexdigest()
+        text = self.known.get(key)
+        if text is None:
+            return None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        self.used[key] = text
+        return data
+
+    def put(self, raw: bytes, data: t.Any) -> None:
+        if not isinstance(data, dict):
+            return  # nothing worth keeping (load_project refuses it anyway), and None means "not kept"
+        try:
+            text = json.dumps(data, separators=(",", ":"), allow_nan=False)  # key order kept: it is the file's
+        except (TypeError, ValueError):
+            return
+        if json.loads(text) == data:
+            self.used[hashlib.sha256(raw).hexdigest()] = text
+            self.added = True
+
+    def save(self, owner: tuple[int, int] | None = None) -> None:
+        """Write what this plan used, when it differs from what was read (no write on a no-op)."""
+        if self.added or set(self.used) != set(self.known):
+            with contextlib.suppress(OSError):
+                write_json(self.path, self.used, owner=owner)
 
 
 _DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$")
@@ -739,13 +805,15 @@ def _merge_override(services: dict[str, t.Any], extra: t.Any) -> None:
             services[name] = merged
 
 
-def load_project(service_dir: str, compose_file: str | None = None, environ: t.Mapping[str, str] | None = None) -> ComposeProject:
-    """Read a service's compose file; raise PodopsError with file and line on any problem."""
+def load_project(
+    service_dir: str, compose_file: str | None = None, environ: t.Mapping[str, str] | None = None, cache: ParsedCompose | None = None
+) -> ComposeProject:
+    """Read a service's compose file (``cache``: see ParsedCompose); raise PodopsError with file and line on any problem."""
     compose_file = compose_file or find_compose_file(service_dir)
     if compose_file is None:
         raise PodopsError(f"{service_dir} has no compose file (one of {', '.join(COMPOSE_FILE_NAMES)})")
     compose_name = os.path.basename(compose_file)
-    data = load_yaml_file(compose_file)
+    data = load_yaml_file(compose_file, cache)
     if not isinstance(data, dict):
         raise PodopsError(f"{compose_name} must be a mapping with a 'services:' key")
     dotenv = _read_dotenv(service_dir, environ)

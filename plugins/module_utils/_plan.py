@@ -18,7 +18,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from ._common import LABEL_COMMIT, LABEL_DIGEST, LABEL_PREFIX, LABEL_SERVICE, SERVICE_NAME_RE, PodopsError, Runner
-from ._compose import ComposeProject, find_compose_file, load_project
+from ._compose import ComposeProject, ParsedCompose, find_compose_file, load_project
 from ._digest import MISSING, Secrets, changed_files, digest_of, file_map, git_commit, git_tracked_files, walk_files
 from ._podman import Container
 from ._state import SLOTS, ServiceRecord, slot_project
@@ -149,9 +149,11 @@ def discover(
     prefix: str,
     selectors: t.Sequence[str] | None = None,
     secrets: Secrets | None = None,
+    compose_cache: ParsedCompose | None = None,
 ) -> tuple[dict[str, ServiceSpec], set[str], list[str], str | None]:
     """Read every service folder: compose model, file map, digest. Per-service problems become
-    ``spec.error`` (that service fails, the others go on); problems with the repo as a whole raise."""
+    ``spec.error`` (that service fails, the others go on); problems with the repo as a whole raise.
+    ``compose_cache``: compose files parsed by an earlier plan (see ParsedCompose)."""
     if not os.path.isdir(repo_dir):
         raise PodopsError(f"podops_repo_dir {repo_dir} does not exist or is not a folder; point it at a checkout of your env repo")
     services_path = os.path.join(repo_dir, services_dir)
@@ -179,7 +181,7 @@ def discover(
         rel_files = by_service.get(name) if by_service is not None else None
         if by_service is not None and rel_files is None:
             warnings.append(f"{rel_dir} is not committed to git: all its files are digested until it is")
-        _read_service(spec, rel_files, runner, repo_dir, prefix, by_service is not None, secrets, warnings)
+        _read_service(spec, rel_files, runner, repo_dir, prefix, by_service is not None, secrets, warnings, compose_cache)
     mark_project_clashes(specs)
     return specs, set(candidates), warnings, commit
 
@@ -205,11 +207,12 @@ def _read_service(
     git_knows: bool,
     secrets: Secrets | None,
     warnings: list[str],
+    compose_cache: ParsedCompose | None = None,
 ) -> None:
     """A service's compose model, file map and digest; a problem becomes ``spec.error`` (its files are still
     digested, so that fixing it is a change)."""
     try:
-        spec.project = load_project(spec.service_dir)
+        spec.project = load_project(spec.service_dir, cache=compose_cache)
         if rel_files is None:
             data = spec.project.writable_binds()
             rel_files = [rel for rel in walk_files(spec.service_dir) if not under_any(rel, data)]
@@ -442,10 +445,11 @@ def make_plan(
     selectors: t.Sequence[str] | None = None,
     with_orphans: bool = True,
     secrets: Secrets | None = None,
+    compose_cache: ParsedCompose | None = None,
 ) -> Plan:
     """The plan of a run. ``containers`` (or a callable that returns them, asked once the repo is read, so the
     listing can run meanwhile) is what ``podman ps -a`` shows."""
-    specs, in_repo, warnings, commit = discover(runner, repo_dir, services_dir, prefix, selectors, secrets)
+    specs, in_repo, warnings, commit = discover(runner, repo_dir, services_dir, prefix, selectors, secrets, compose_cache)
     if callable(containers):
         containers = containers()
     # ``containers`` may be every container of the host: compose projects are matched by name, orphans

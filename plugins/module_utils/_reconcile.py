@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ._apply import DEPLOYED, FAILED, ROLLED_BACK, Deployer, Outcome, apply_all
 from ._common import SERVICE_NAME_RE, PodopsError, Runner, utcnow
-from ._compose import ComposeProject
+from ._compose import COMPOSE_CACHE_FILE, ComposeProject, ParsedCompose
 from ._deliver import Announcer, unexpected
 from ._diff import service_diff
 from ._digest import Secrets
@@ -174,9 +174,11 @@ class Options:
                 )
 
 
-def compute_plan(options: Options, runner: Runner, podman: Podman | None = None) -> tuple[Plan, dict[str, ServiceRecord]]:
+def compute_plan(options: Options, runner: Runner, podman: Podman | None = None, remember: bool = False) -> tuple[Plan, dict[str, ServiceRecord]]:
     """The read-only part: state + live containers + repo -> plan (for a redeploy: of that one service).
-    ``options`` must be validated (``Options.validate``) by the caller."""
+    ``options`` must be validated (``Options.validate``) by the caller. The compose files an earlier plan parsed
+    are not parsed again (``<state dir>/compose-cache.json``); ``remember``: keep this plan's for the next."""
+    compose_cache = ParsedCompose(os.path.join(options.state_dir, COMPOSE_CACHE_FILE))
     state = StateStore(options.state_dir).load()
     podman = podman or Podman(runner, options.podman_executable)
     selectors = [options.redeploy] if options.redeploy else options.services
@@ -195,10 +197,13 @@ def compute_plan(options: Options, runner: Runner, podman: Podman | None = None)
                 selectors,
                 with_orphans=options.redeploy is None,
                 secrets=options.secrets,
+                compose_cache=compose_cache,
             )
         except PodopsError:
             listing.result()  # podman's own failure is the one to tell, as when the listing came first
             raise
+    if remember and options.redeploy is None:  # a redeploy reads one service: it would forget the others'
+        compose_cache.save()
     return plan, state
 
 
@@ -330,7 +335,7 @@ class Reconciler:
         podman.check_version(os.path.join(options.state_dir, TOOLS_FILE))
         if self.warm_compose and not self.check_mode:
             self._warm_compose()
-        plan, state = compute_plan(options, self.runner, podman)
+        plan, state = compute_plan(options, self.runner, podman, remember=not self.check_mode)
         self.plan = plan
         needed = vault_needed(plan, state, options.secrets, options.state_dir)
         if needed:

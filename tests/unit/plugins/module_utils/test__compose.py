@@ -10,9 +10,11 @@ import json
 import os
 
 import pytest
+from ansible_collections.podops.gitops.plugins.module_utils import _compose
 from ansible_collections.podops.gitops.plugins.module_utils._common import PodopsError
 from ansible_collections.podops.gitops.plugins.module_utils._compose import (
     EnvFileRef,
+    ParsedCompose,
     Settings,
     find_compose_file,
     interpolate,
@@ -692,3 +694,93 @@ def test_an_unset_variable_in_a_port_with_a_value_from_dotenv_is_fine(tmp_path):
     project = load_project(str(tmp_path), environ={})
     assert project.unset == []
     assert project.published_ports({}) == ["127.0.0.1:8123"]
+
+
+# --- ParsedCompose: compose files a plan parsed before ------------------------------------------------------------
+
+COMPOSE = "services:\n  web:\n    image: docker.io/library/nginx:1.27\n    ports: ['8080:80']\n    environment: {B: '2', A: '1'}\n"
+
+
+def _service(tmp_path, text=COMPOSE):
+    folder = tmp_path / "web"
+    folder.mkdir(exist_ok=True)
+    (folder / "compose.yaml").write_text(text)
+    return str(folder)
+
+
+def _parses(monkeypatch):
+    parsed = []
+    real = _compose.yaml.load
+    monkeypatch.setattr(_compose.yaml, "load", lambda stream, Loader: parsed.append(1) or real(stream, Loader=Loader))  # noqa: N803
+    return parsed
+
+
+def test_a_compose_file_parsed_by_the_last_plan_is_not_parsed_again(tmp_path, monkeypatch):
+    service, cache_file = _service(tmp_path), str(tmp_path / "compose-cache.json")
+    parsed = _parses(monkeypatch)
+    first = ParsedCompose(cache_file)
+    fresh = load_project(service, cache=first)
+    first.save()
+    assert len(parsed) == 1
+
+    second = ParsedCompose(cache_file)
+    cached = load_project(service, cache=second)
+    assert len(parsed) == 1, "the second plan parsed the same bytes again"
+    assert cached.raw == fresh.raw and list(cached.raw["services"]["web"]["environment"]) == ["B", "A"]  # key order kept
+    assert cached.service_images() == fresh.service_images() and cached.published() == fresh.published()
+    before = os.stat(cache_file).st_mtime_ns
+    second.save()
+    assert os.stat(cache_file).st_mtime_ns == before, "a plan that parsed nothing new writes nothing"
+
+    cached.raw["services"]["web"]["image"] = "changed"  # a caller changing its document changes no other's
+    assert load_project(service, cache=ParsedCompose(cache_file)).raw["services"]["web"]["image"] == "docker.io/library/nginx:1.27"
+
+
+def test_an_edited_compose_file_is_parsed_and_the_old_entry_dropped(tmp_path, monkeypatch):
+    service, cache_file = _service(tmp_path), str(tmp_path / "compose-cache.json")
+    cache = ParsedCompose(cache_file)
+    load_project(service, cache=cache)
+    cache.save()
+    _service(tmp_path, COMPOSE.replace("1.27", "1.28"))
+    parsed = _parses(monkeypatch)
+
+    cache = ParsedCompose(cache_file)
+    assert load_project(service, cache=cache).raw["services"]["web"]["image"].endswith(":1.28")
+    cache.save()
+    assert len(parsed) == 1
+    with open(cache_file, encoding="utf-8") as handle:
+        assert len(json.load(handle)) == 1
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "    labels: {1: one}\n",  # an integer key: JSON would make it "1"
+        "x-when: 2026-12-02\n",  # a date
+    ],
+)
+def test_a_document_json_cannot_keep_exactly_is_parsed_every_time(tmp_path, monkeypatch, extra):
+    service, cache_file = _service(tmp_path, COMPOSE + extra), str(tmp_path / "compose-cache.json")
+    cache = ParsedCompose(cache_file)
+    load_project(service, cache=cache)
+    cache.save()
+    parsed = _parses(monkeypatch)
+
+    load_project(service, cache=ParsedCompose(cache_file))
+    assert len(parsed) == 1
+
+
+def test_a_broken_compose_file_fails_the_same_with_a_cache(tmp_path):
+    service = _service(tmp_path, "services:\n  web:\n    image: [unclosed\n")
+    with pytest.raises(PodopsError) as without:
+        load_project(service)
+    with pytest.raises(PodopsError) as cached:
+        load_project(service, cache=ParsedCompose(str(tmp_path / "compose-cache.json")))
+    assert str(cached.value) == str(without.value)
+
+
+@pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"k": 3}'])
+def test_an_unreadable_cache_file_is_ignored(tmp_path, content):
+    (tmp_path / "compose-cache.json").write_text(content)
+    project = load_project(_service(tmp_path), cache=ParsedCompose(str(tmp_path / "compose-cache.json")))
+    assert project.service_images() == {"web": "docker.io/library/nginx:1.27"}
