@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -205,6 +206,51 @@ def test_push_without_repeating_the_bootstrap_settings_and_with_the_controllers_
     assert refused.returncode != 0
     assert "podops_repo_src: cannot ship main of" in refused.stdout
     assert shipped.container_ids() == ids[1]
+
+
+@pytest.mark.parametrize("fleet", [1], indirect=True)
+def test_a_host_reads_the_env_repos_settings_and_says_who_holds_its_lock(fleet, tmp_path):
+    """On a host reached over SSH one probe (a raw command, no module) finds the env repo's group_vars/all.yml and a
+    reconcile already running there: the role says who holds the lock while it waits, and applies the settings."""
+    (host,) = fleet.hosts
+    ports = {"web": free_port(), "extra": free_port()}
+    host.vars["podops_podman_env"] = dict(host.vars.get("podops_podman_env", {}), WEB_PORT=str(ports["web"]), EXTRA_PORT=str(ports["extra"]))
+    repo = EnvRepo(tmp_path / "env-repo")
+    repo.write("services/web/compose.yaml", web_service("${WEB_PORT}"))  # type: ignore[arg-type]
+    repo.write("services/web/site/index.html", "web v1")
+    repo.write("services/extra/compose.yaml", web_service("${EXTRA_PORT}"))  # type: ignore[arg-type]
+    repo.write("services/extra/site/index.html", "extra v1")
+    repo.write("group_vars/all.yml", "---\npodops_services: [web]\n")
+    commit = repo.commit("web and extra; this host runs web")
+    laptop = Controller(fleet, tmp_path)
+    host.state_dir.mkdir(parents=True)
+    hold = (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "os.pwrite(fd, b'pid 4242, trigger timer, run held-by-test\\n', 0)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(host.state_dir / "reconcile.lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        waited = laptop.run(podops_repo_url=str(repo.path), podops_lock_timeout=2)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert waited.returncode != 0
+    assert "another reconcile is running on this host (pid 4242, trigger timer, run held-by-test); waiting up to 2s" in waited.stdout
+    assert "podops-settings-found" not in waited.stdout
+    assert host.containers() == []
+
+    run = laptop.run(podops_repo_url=str(repo.path))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "another reconcile is running" not in run.stdout
+    assert host.last_run["commit"] == commit
+    assert sorted(host.last_run["services"]) == ["web"]
+    assert http_get(ports["web"]) == "web v1"
+    assert {container["Labels"]["io.podops.service"] for container in host.containers()} == {"web"}
 
 
 @pytest.mark.parametrize(
