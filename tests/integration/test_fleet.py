@@ -201,6 +201,20 @@ def test_push_without_repeating_the_bootstrap_settings_and_with_the_controllers_
         assert http_get(ports[host.name]) == "web v2"
     ids = [host.container_ids() for host in fleet.hosts]
 
+    # --check previews the wanted commit (synced and shipped into a preview checkout) and changes nothing.
+    repo.write("services/web/site/index.html", "web v3")
+    repo.commit("web v3")
+    sh("git", "-C", str(repo.path), "push", "-q", str(bare), "main")
+    preview = laptop.run("--check")
+    assert preview.returncode == 0, preview.stdout[-3000:]
+    assert preview.stdout.count("web: would deploy (changed)") == 2, preview.stdout[-3000:]
+    assert "(check mode: nothing was changed)" in preview.stdout
+    for index, host in enumerate(fleet.hosts):
+        assert host.container_ids() == ids[index], host.name
+        assert http_get(ports[host.name]) == "web v2"
+        assert host.last_run["commit"] == second, host.name
+        assert sh("git", "-C", str(host.state_dir / "push-repo"), "rev-parse", "HEAD").stdout.strip() == second, host.name
+
     # A source that is not a checkout: a clear message, nothing changed.
     refused = laptop.run("--limit", shipped.name, podops_repo_src=str(tmp_path / "nowhere"))
     assert refused.returncode != 0
