@@ -7,8 +7,10 @@ all share this machine's podman. For every host count the fleet is deployed once
   noop    ``ansible-playbook -i inventory podops.gitops.reconcile`` when nothing changed;
   change  one service changed in the env repo, rolled to every host (each host redeploys that one service).
 
-Measured: wall time, and the controller's CPU time (user + system of ansible-playbook, its forks and its ssh
-clients: the children of this process; the hosts' side runs under the sshd processes and is not counted).
+Measured: wall time, the controller's CPU time (user + system of ansible-playbook, its forks and its ssh clients: the
+children of this process; the hosts' side runs under the sshd processes and is not counted there), and the CPU time
+of the whole machine during the run (/proc/stat: the controller plus the simulated hosts' side, which on a real fleet
+runs on each host).
 Writes ``--out`` (JSON) and a markdown table next to it (``.md``). A benchmark, not a test: it fails only when a
 run fails. ``make bench-fleet`` runs it with the defaults.
 """
@@ -67,17 +69,29 @@ def change_one(repo: Path, step: int) -> None:
     _git(repo, "commit", "-q", "-am", f"bench: change {step}")
 
 
+def machine_busy() -> float:
+    """CPU seconds all cores of this machine have been busy (any process), from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def timed_run(fleet: Fleet, inventory: Path, cwd: Path, forks: int, repo: Path) -> dict:
     argv = ["ansible-playbook", "-i", str(inventory), "podops.gitops.reconcile", "-f", str(forks), "-e", json.dumps({"podops_repo_url": str(repo)})]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy = machine_busy()
     start = time.monotonic()
     proc = subprocess.run(argv, cwd=cwd, env=fleet.env(), capture_output=True, text=True, timeout=1800, check=False)
     wall = time.monotonic() - start
+    busy = machine_busy() - busy
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"fleet benchmark: the run failed (rc {proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": round(wall, 2), "controller_cpu_s": round(cpu, 2)}
+    # machine: every process of this machine while the run lasted; minus the controller's, it is mostly the hosts'
+    # side (their sshd sessions, module processes, git and podman), which on a real fleet runs on each host.
+    return {"wall_s": round(wall, 2), "controller_cpu_s": round(cpu, 2), "machine_cpu_s": round(busy, 2)}
 
 
 def bench_count(count: int, forks_list: list[int], services: int, base: Path, kinds: list[str], setup_forks: int) -> dict:
@@ -100,6 +114,10 @@ def bench_count(count: int, forks_list: list[int], services: int, base: Path, ki
         fleet.cleanup_containers()
 
 
+def _cell(run: dict) -> str:
+    return f"{run['wall_s']} / {run['controller_cpu_s']} / {run.get('machine_cpu_s', '-')}"
+
+
 def markdown(results: dict) -> str:
     forks_list = results["forks"]
     header = ["hosts", f"first deploy (f{results.get('setup_forks', max(forks_list))})"] + [
@@ -109,17 +127,18 @@ def markdown(results: dict) -> str:
         f"# Fleet benchmark ({results['date']})",
         "",
         f"{results['services_per_host']} services per host; one laptop run over SSH (pipelining, ControlPersist) to every host;"
-        f" {results['machine']}. Cells: wall s / controller CPU s.",
+        f" {results['machine']}. Cells: wall s / controller CPU s / machine CPU s (every process on this machine during the"
+        " run: the controller and the simulated hosts' side; `-` where not measured).",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
     for row in results["runs"]:
-        cells = [str(row["hosts"]), f"{row['first_deploy']['wall_s']} / {row['first_deploy']['controller_cpu_s']}"]
+        cells = [str(row["hosts"]), _cell(row["first_deploy"])]
         for forks in forks_list:
             for kind in ("noop", "change"):
                 cell = row.get(f"{kind}_f{forks}")
-                cells.append(f"{cell['wall_s']} / {cell['controller_cpu_s']}" if cell else "not run")
+                cells.append(_cell(cell) if cell else "not run")
         lines.append("| " + " | ".join(cells) + " |")
     runs = {row["hosts"]: row for row in results["runs"]}
     if len(runs) > 1:
@@ -132,7 +151,13 @@ def markdown(results: dict) -> str:
             wall = (runs[large][key]["wall_s"] - runs[small][key]["wall_s"]) / (large - small)
             cpu = (runs[large][key]["controller_cpu_s"] - runs[small][key]["controller_cpu_s"]) / (large - small)
             ratio = runs[large][key]["wall_s"] / runs[small][key]["wall_s"]
-            lines.append(f"- forks {forks}: +{wall:.2f} s wall and +{cpu:.2f} s controller CPU per host; {large} hosts take {ratio:.1f}x the time of {small}")
+            hosts_side = ""
+            if "machine_cpu_s" in runs[large][key] and "machine_cpu_s" in runs[small][key]:
+                machine = (runs[large][key]["machine_cpu_s"] - runs[small][key]["machine_cpu_s"]) / (large - small)
+                hosts_side = f" (and +{machine - cpu:.2f} s of CPU on the hosts' side, here on the same cores)"
+            lines.append(
+                f"- forks {forks}: +{wall:.2f} s wall and +{cpu:.2f} s controller CPU per host{hosts_side}; {large} hosts take {ratio:.1f}x the time of {small}"
+            )
     return "\n".join(lines) + "\n"
 
 
