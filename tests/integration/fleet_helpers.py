@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,8 +110,10 @@ class Fleet:
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "podops-fleet-test", "-f", str(self.client_key))
         (base / "authorized_keys").write_text((base / "client_key.pub").read_text())
         self.known_hosts = base / "known_hosts"
-        self.control_dir = base / "cp"
-        self.control_dir.mkdir()
+        # The ssh masters' sockets: a unix socket path holds at most 107 bytes, and ssh adds the socket's name and a
+        # temporary suffix of its own. Under pytest-xdist the test's tmp_path alone can reach 80 ("pytest-19/
+        # popen-gw0/<test name>"), so the sockets go to a short folder of this fleet's own (removed by stop()).
+        self.control_dir = Path(tempfile.mkdtemp(prefix="podops-cp-"))
         # sshd's privilege separation needs this folder (systemd's tmpfiles makes it on a normal host).
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         tag = secrets.token_hex(2)
@@ -220,3 +224,4 @@ class Fleet:
         if self.control_dir.is_dir():
             for sock in self.control_dir.iterdir():
                 subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], check=False, capture_output=True, timeout=10)
+            shutil.rmtree(self.control_dir, ignore_errors=True)
