@@ -6,12 +6,14 @@ other's containers; everything a test started is removed afterwards (volumes inc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import textwrap
 import time
 import urllib.error
@@ -47,6 +49,31 @@ def own_processes(tag: str, cmdline_marker: bytes = b"") -> set[int]:
         except OSError:  # gone meanwhile, or another user's
             continue
     return found
+
+
+# A process of the test's own that holds a host lock as a reconcile does (flock) and writes what a holder writes there.
+LOCK_HOLDER = (
+    "import fcntl, os, sys, time\n"
+    "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
+    "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+    "os.pwrite(fd, b'pid 4242, trigger timer, run held-by-test\\n', 0)\n"
+    "print('held', flush=True)\n"
+    "time.sleep(600)\n"
+)
+
+
+@contextlib.contextmanager
+def held_lock(path: Path):
+    """Hold the host lock ``path`` (its holder text: "pid 4242, trigger timer, run held-by-test") until the block ends."""
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
 
 
 def sh(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import datetime
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import IMAGE, EnvRepo, free_port, http_get, sh, web_service
+from conftest import IMAGE, EnvRepo, free_port, held_lock, http_get, sh, web_service
 from fleet_helpers import Fleet
 
 SERVICES_BY_HOST = {0: ["*"], 1: ["*"], 2: ["web"], 3: []}  # host 3: only web; host 4: all (the default)
@@ -238,21 +237,8 @@ def test_a_host_reads_the_env_repos_settings_and_says_who_holds_its_lock(fleet, 
     commit = repo.commit("web and extra; this host runs web")
     laptop = Controller(fleet, tmp_path)
     host.state_dir.mkdir(parents=True)
-    hold = (
-        "import fcntl, os, sys, time\n"
-        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-        "os.pwrite(fd, b'pid 4242, trigger timer, run held-by-test\\n', 0)\n"
-        "print('held', flush=True)\n"
-        "time.sleep(600)\n"
-    )
-    holder = subprocess.Popen([sys.executable, "-c", hold, str(host.state_dir / "reconcile.lock")], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with held_lock(host.state_dir / "reconcile.lock"):
         waited = laptop.run(podops_repo_url=str(repo.path), podops_lock_timeout=2)
-    finally:
-        holder.kill()
-        holder.wait()
     assert waited.returncode != 0
     assert "another reconcile is running on this host (pid 4242, trigger timer, run held-by-test); waiting up to 2s" in waited.stdout
     assert "podops-settings-found" not in waited.stdout

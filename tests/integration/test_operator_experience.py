@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import IMAGE, EnvRepo, Host, free_port, http_get, sh, web_service
+from conftest import IMAGE, EnvRepo, Host, free_port, held_lock, http_get, sh, web_service
 from test_pull_lane import PULL, Pull
 
 FAST = "x-podops:\n  health: {timeout: 30, samples: 2, interval: 0.3}\n"
@@ -269,17 +269,7 @@ def test_a_run_waiting_for_the_host_lock_says_so_and_who_holds_it(host, repo):
     repo.add_web("site", free_port(), "site")
     repo.commit()
     host.state_dir.mkdir(parents=True)
-    hold = (
-        "import fcntl, os, sys, time\n"
-        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-        "os.pwrite(fd, b'pid 4242, trigger timer, run held-by-test\\n', 0)\n"
-        "print('held', flush=True)\n"
-        "time.sleep(600)\n"
-    )
-    holder = subprocess.Popen([sys.executable, "-c", hold, str(host.state_dir / "reconcile.lock")], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with held_lock(host.state_dir / "reconcile.lock"):
         run = host.reconcile(repo, podops_lock_timeout=2)
         assert run.rc != 0
         waiting = [
@@ -294,9 +284,6 @@ def test_a_run_waiting_for_the_host_lock_says_so_and_who_holds_it(host, repo):
         ]
         assert "another reconcile is running on this host" in run.first_failure()
         assert host.containers() == []
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_podops_pull_prints_progress_of_a_long_health_wait_and_the_failing_containers_log(host, repo, tmp_path):
